@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv demo report test test-unit dry-run clean-demo
+.PHONY: venv demo report lint test test-unit dry-run clean-demo
 
 venv: $(VENV)/.medadapt-installed
 $(VENV)/.medadapt-installed: requirements.txt .ci/setup-venv.sh .ci/constraints.txt pyproject.toml
@@ -23,7 +23,14 @@ demo: venv
 	$(SMK) $(DEMO) --report results/report.html
 	@echo "demo done: results/report.html, figures in results/figures/"
 
-test: venv
+# Rules lint-clean and formatted, the config reference in sync with the schema (each fails on findings).
+lint: venv
+	$(SMK) --lint --cores 1 2>&1 | tee /dev/stderr | grep -q "Congratulations"
+	$(SMK) --lint --cores 1 --configfile config/demo.yaml 2>&1 | tee /dev/stderr | grep -q "Congratulations"
+	$(VENV)/bin/snakefmt --check .
+	$(VENV)/bin/medadapt config-docs --check
+
+test: lint
 	$(PY) -m pytest -ra
 
 test-unit: venv

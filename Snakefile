@@ -14,6 +14,7 @@ min_version("9.0")
 
 report: "workflow/report/workflow.rst"
 
+
 # The paper grid is the default; `--configfile X` replaces it (no deep merge of two grids).
 if not workflow.overwrite_configfiles:
 
@@ -21,6 +22,16 @@ if not workflow.overwrite_configfiles:
 
 
 include: "rules/common.smk"
+
+
+wildcard_constraints:
+    family=r"[A-Za-z0-9.]+",
+    size=r"[A-Za-z0-9.]+",
+    baseline=r"source|next",
+    shard=r"[A-Za-z0-9._-]+",
+    chunk=r"\d+",
+
+
 include: "rules/models.smk"
 include: "rules/corpus.smk"
 include: "rules/train.smk"

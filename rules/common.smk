@@ -1,32 +1,41 @@
-# Shared helpers: config validation, the grid, paths and per-platform resources.
+# Shared by all rule files. Here live the config (validated, defaults filled from config/schema.yaml),
+# the grid, paths, and every input, param and resource function; the other files hold only rules.
 import glob
 import json
-import math
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
-from medadapt.config import ConfigError, Grid, per_device_batch_size, validate  # noqa: E402
+from medadapt.cluster import Cluster  # noqa: E402
+from medadapt.config import (
+    ConfigError,
+    Grid,
+    per_device_batch_size,
+    resolve,
+)  # noqa: E402
 
+# First of all: validate the config and fill in every default the schema defines (one place).
 try:
-    validate(config, source=", ".join(map(str, workflow.overwrite_configfiles or workflow.configfiles)))
+    resolve(
+        config,
+        source=", ".join(
+            map(str, workflow.overwrite_configfiles or workflow.configfiles)
+        ),
+    )
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
 GRID = Grid(config)
-# Without a per-rule conda env, run the interpreter that runs Snakemake (e.g. .venv), not PATH's.
-PYTHON = "python" if workflow.deployment_settings.deployment_method else sys.executable
+CLUSTER = Cluster(config)
 R = config["results"]
 CKPTS = GRID.ckpts()
-SCRIPTS = "../workflow/scripts"  # script: paths are relative to rules/
-
-
-wildcard_constraints:
-    family=r"[A-Za-z0-9.]+",
-    size=r"[A-Za-z0-9.]+",
-    baseline=r"source|next",
-    shard=r"[A-Za-z0-9._-]+",
-    chunk=r"\d+",
+# Every rule enters the library through this one file (see medadapt.runtime).
+ENTRY = str(Path(workflow.basedir) / "workflow" / "scripts" / "medadapt_entry.py")
+# Without a per-rule conda env, run the interpreter that runs Snakemake (e.g. .venv), not PATH's.
+PYTHON = "python" if workflow.deployment_settings.deployment_method else sys.executable
+MEDADAPT = f"{PYTHON} {ENTRY}"
+SERVE = config["judge"].get("serve")
+SERVER_FILE = f"{R}/judge/server.json"
 
 
 def model_dir(family, size, ckpt):
@@ -37,70 +46,200 @@ def log(name):
     return f"{R}/logs/{name}.log"
 
 
+def texts(patterns):
+    """Files matching the config's glob patterns, sorted (a stable input list)."""
+    return sorted(f for g in patterns for f in glob.glob(g))
+
+
+def _named(files):
+    return {k: v if isinstance(v, str) else list(v) for k, v in files.items()}
+
+
+# --- shell rules: the job as JSON for `medadapt stage` (script rules get it from Snakemake) ------
+def stage_job(**params):
+    """A params function: the job's named input/output, `params` (values or functions of the
+    wildcards), threads and wildcards, as the JSON `medadapt stage RULE --job` reads."""
+
+    def job(wildcards, input, output, threads):
+        values = {k: v(wildcards) if callable(v) else v for k, v in params.items()}
+        return json.dumps(
+            {
+                "input": _named(input),
+                "output": _named(output),
+                "params": values,
+                "threads": threads,
+                "wildcards": dict(wildcards.items()),
+            }
+        )
+
+    return job
+
+
+# --- models -------------------------------------------------------------------------------------
 def needs_tokenizer(spec):
-    """Tiny models need the demo tokenizer built first; hub models don't."""
-    return [f"{R}/models/tiny-tokenizer"] if isinstance(spec, dict) and "tiny" in spec else []
+    """Tiny causal LMs need the demo tokenizer built first; hub models don't."""
+    return [f"{R}/models/tiny-tokenizer"] if "tiny" in spec else []
 
 
-# --- resources: GPU rules take partition, GPUs, CPUs and memory from the family's platform -------
-def _platform(wc):
-    return GRID.platform(wc.family)
+def aux_spec(name):
+    return {
+        "annotator": config["corpus"]["annotator"]["model"],
+        "classifier-base": config["corpus"]["classifier"]["base_model"],
+        "judge": (SERVE or {}).get("model"),
+    }[name]
 
 
-def _gpus(wc, key):
-    per_size = config["families"][wc.family].get(key, {})
-    default = 1 if _platform(wc)["gpus_per_node"] else 0
-    return per_size.get(wc.size, default)
+def aux_tokenizer(wc):
+    return [] if wc.name == "classifier-base" else needs_tokenizer(aux_spec(wc.name))
 
 
-def _nodes(wc, key):
-    per_node = _platform(wc)["gpus_per_node"]
-    return max(1, math.ceil(_gpus(wc, key) / per_node)) if per_node else 1
-
-
-def _gpus_per_node(wc, key):
-    return min(_gpus(wc, key), _platform(wc)["gpus_per_node"])
-
-
-def gpu_resources(key, runtime):
-    """Resources for a GPU rule; `key` is train_gpus or eval_gpus. Local CPU runs get gpu=0."""
-    def partition(wc):
-        p = _platform(wc)
-        part = p.get("eval_partition") if key == "eval_gpus" and p.get("eval_partition") else p["partition"]
-        return part or ""
-
-    return dict(
-        slurm_partition=partition,
-        nodes=lambda wc: _nodes(wc, key),
-        gres=lambda wc: f"gpu:{_gpus_per_node(wc, key)}" if _gpus_per_node(wc, key) else "",
-        cpus_per_task=lambda wc: max(1, _gpus_per_node(wc, key) * _platform(wc)["cpus_per_gpu"]),
-        mem_mb=lambda wc: max(4000, _gpus_per_node(wc, key) * _platform(wc)["mem_mb_per_gpu"]),
-        runtime=runtime,
-        tasks_per_gpu=0,
+def aux_texts(wc):
+    """A tiny classifier trains its own tokenizer on the demo text."""
+    spec = aux_spec(wc.name)
+    return (
+        texts(config["tiny_tokenizer"]["texts"])
+        if wc.name == "classifier-base" and "tiny" in spec
+        else []
     )
 
 
-def corpus_resources(gpus, runtime):
-    """Corpus stages have no {family}: they run on the platform named by corpus.platform."""
-    p = config["platforms"][config["corpus"].get("platform", "cpu")]
-    n = gpus if p["gpus_per_node"] else 0
-    return dict(
-        slurm_partition=(p.get("eval_partition") or p["partition"] or "") if n else (config["platforms"].get("cpu", {}).get("partition") or ""),
-        gres=f"gpu:{n}" if n else "",
-        cpus_per_task=max(2, n * p["cpus_per_gpu"]),
-        mem_mb=max(8000, n * p["mem_mb_per_gpu"]),
-        runtime=runtime,
-        tasks_per_gpu=0,
+def aux_seed(wc):
+    return (
+        config["seed"] + 100 + ["annotator", "classifier-base", "judge"].index(wc.name)
     )
 
 
-def job_threads(key, cpu_default):
-    """Threads: a node share on GPU platforms; on the CPU platform the given default."""
-    def threads(wildcards):
-        p = _platform(wildcards)
-        return max(1, _gpus_per_node(wildcards, key) * p["cpus_per_gpu"]) if p["gpus_per_node"] else cpu_default
-    return threads
+# --- corpus -------------------------------------------------------------------------------------
+def shard_paths(wc=None):
+    """{name: path} of the corpus shards, known once the corpus_shards checkpoint has run."""
+    with checkpoints.corpus_shards.get().output[0].open() as fh:
+        return json.load(fh)
 
 
-def device(wc):
-    return "cuda" if _platform(wc)["gpus_per_node"] else "cpu"
+def annotator_model(wc):
+    m = config["corpus"]["annotator"]["model"]
+    return [] if isinstance(m, str) else [f"{R}/models/aux/annotator"]
+
+
+def annotator_config(wc):
+    """The annotator block, with a locally built or fetched model replaced by its directory."""
+    block, local = config["corpus"]["annotator"], annotator_model(wc)
+    return {**block, "model": local[0]} if local else block
+
+
+ANNOTATIONS = expand(
+    f"{R}/corpus/annotations/chunk-{{chunk}}.parquet",
+    chunk=range(config["corpus"]["annotator"]["chunks"]),
+)
+
+
+def all_scores(wc):
+    return [f"{R}/corpus/scores/{name}.parquet" for name in shard_paths()]
+
+
+# --- training -----------------------------------------------------------------------------------
+def pack_tokenizer(wc):
+    """A family is packed once, with the tokenizer of its first adapted model."""
+    return model_dir(wc.family, GRID.adapted(wc.family)[0], "base")
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+def mcqa_data(wc):
+    data = []
+    if config["mcqa"]["hub_datasets"]:
+        data.append(f"{R}/data/eval/hub_datasets.done")
+    if "medqa_de" in config["mcqa"]["tasks"]:
+        data.append("data/eval/medqa_de/test.jsonl")
+    return data
+
+
+def mcqa_model_args(wc):
+    """bf16 on GPUs for raw and merged checkpoints alike, so the two views compare like with like."""
+    return {"dtype": "bfloat16"} if CLUSTER.device(wc.family) == "cuda" else None
+
+
+def model_key(wc):
+    return {"family": wc.family, "size": wc.size, "ckpt": wc.ckpt}
+
+
+# --- judging ------------------------------------------------------------------------------------
+def baseline_generation(wc):
+    size = GRID.baseline_size(wc.family, wc.size, wc.baseline)
+    return f"{R}/generate/{wc.family}/{size}/base.jsonl"
+
+
+def baseline_name(wc):
+    return f"{wc.family}/{GRID.baseline_size(wc.family, wc.size, wc.baseline)}/base"
+
+
+# The fit's players: the source itself (`base`) and every merged checkpoint, against one baseline.
+FIT_CKPTS = ["base"] + CKPTS
+
+
+def fit_judgments(wc):
+    return [
+        f"{R}/judge/{wc.family}/{wc.size}/{c}_vs_{wc.baseline}.parquet"
+        for c in FIT_CKPTS
+    ]
+
+
+# --- report -------------------------------------------------------------------------------------
+MCQA_KEYS = ["/".join(m) for m in GRID.eval_models()]
+MCQA_JSONS = [f"{R}/mcqa/{key}.json" for key in MCQA_KEYS]
+TRAIN_LOGS = [
+    f"{R}/train/{f}/{s}/checkpoints.csv"
+    for f in GRID.families()
+    for s in GRID.adapted(f)
+]
+FITS = [f"{R}/fit/{f}/{s}_vs_{b}.csv" for f, s, b in GRID.comparisons()]
+GAMES = [(f, s, c, b) for f, s, b in GRID.comparisons() for c in FIT_CKPTS]
+JUDGMENT_KEYS = ["/".join(game) for game in GAMES]
+JUDGMENTS = [f"{R}/judge/{f}/{s}/{c}_vs_{b}.parquet" for f, s, c, b in GAMES]
+TABLES = {
+    name: f"{R}/tables/{name}.csv"
+    for name in ("compute", "mcqa", "rankings", "win_tie_loss")
+}
+FIGURE_KINDS = (
+    "trajectories_tokens",
+    "trajectories_flops",
+    "mcqa_raw_vs_merged",
+    "mcqa_tasks",
+    "win_tie_loss",
+)
+FIGURES = [
+    f"{R}/figures/{fam}/{kind}.png" for fam in GRID.families() for kind in FIGURE_KINDS
+]
+
+
+def figure_output(kind):
+    caption = (
+        "win_tie_loss_fig" if kind == "win_tie_loss" else kind
+    )  # the table has its own
+    return report(
+        f"{R}/figures/{{family}}/{kind}.png",
+        caption=f"../workflow/report/{caption}.rst",
+        category="Figures",
+        subcategory="{family}",
+    )
+
+
+NEXT_LARGER = {
+    f"{f}/{s}": GRID.next_larger(f, s) for f in GRID.families() for s in GRID.adapted(f)
+}
+REPORT_TARGETS = [*TABLES.values(), *FIGURES, f"{R}/tables/corpus_validation.csv"]
+
+
+# --- cluster resources (medadapt.cluster, unit-tested) -------------------------------------------
+def gpu_resources(kind):
+    """Resources of a GPU job (`kind` train or eval) as per-wildcards functions."""
+    keys = CLUSTER.gpu_resources(
+        kind, GRID.families()[0], GRID.sizes(GRID.families()[0])[0]
+    )
+    return {
+        k: (lambda wc, k=k: CLUSTER.gpu_resources(kind, wc.family, wc.size)[k])
+        for k in keys
+    }
+
+
+def gpu_threads(kind, cpu_default):
+    return lambda wc: CLUSTER.threads(kind, wc.family, wc.size, cpu_default)

@@ -1,76 +1,60 @@
-# Corpus filtering (seed Appendix C): stratified sample → zero-shot LLM labels → XLM-R classifier
-# → every shard classified → FineMed-de, validated against human labels.
+# Corpus filtering (the paper's Appendix C): stratified sample → zero-shot LLM labels → XLM-R
+# classifier → every shard classified → FineMed-de, validated against human labels.
 
 
 checkpoint corpus_shards:
     output:
-        f"{R}/corpus/shards.json",
-    params:
-        shards=config["corpus"]["shards"],
-        online=True,
-    conda:
-        "../envs/data.yaml"
+        out=f"{R}/corpus/shards.json",
     log:
         log("corpus/shards"),
     localrule: True
+    conda:
+        "../envs/data.yaml"
+    params:
+        shards=config["corpus"]["shards"],
+        online=True,
     script:
-        f"{SCRIPTS}/corpus_shards.py"
-
-
-def shard_paths(wc=None):
-    """{name: path} of the corpus shards, known once the corpus_shards checkpoint has run."""
-    import json
-
-    with checkpoints.corpus_shards.get().output[0].open() as fh:
-        return json.load(fh)
-
-
-def annotator_model(wc):
-    m = config["corpus"]["annotator"]["model"]
-    return [] if isinstance(m, str) else [f"{R}/models/aux/annotator"]
+        ENTRY
 
 
 rule corpus_sample:
     input:
         shards=lambda wc: list(shard_paths().values()),
     output:
-        f"{R}/corpus/sample.parquet",
-    params:
-        validation=config["corpus"]["validation"],  # a user file: checked when the job runs
-        n=config["corpus"]["sample_size"],
-        seed=config["seed"],
-    conda:
-        "../envs/data.yaml"
+        out=f"{R}/corpus/sample.parquet",
     log:
         log("corpus/sample"),
+    conda:
+        "../envs/data.yaml"
+    params:
+        validation_file=config["corpus"]["validation"],  # a user file: checked by the stage
+        n=config["corpus"]["sample_size"],
+        seed=config["seed"],
     script:
-        f"{SCRIPTS}/corpus_sample.py"
+        ENTRY
 
 
 rule corpus_annotate:
     input:
+        annotator_model,
         sample=f"{R}/corpus/sample.parquet",
-        model=annotator_model,
     output:
-        f"{R}/corpus/annotations/chunk-{{chunk}}.parquet",
+        out=f"{R}/corpus/annotations/chunk-{{chunk}}.parquet",
+    log:
+        log("corpus/annotate/chunk-{chunk}"),
+    conda:
+        "../envs/vllm.yaml"
+    threads: 2
+    resources:
+        **CLUSTER.corpus_resources(
+            config["corpus"]["annotator"]["tensor_parallel_size"], runtime=720
+        ),
     params:
         chunk=lambda wc: int(wc.chunk),
         n_chunks=config["corpus"]["annotator"]["chunks"],
-        annotator=lambda wc, input: {**config["corpus"]["annotator"],
-                                     "model": input.model[0] if input.model else config["corpus"]["annotator"]["model"]},
-    threads: 2
-    resources:
-        **corpus_resources(config["corpus"]["annotator"].get("tensor_parallel_size", 1), runtime=720),
-    conda:
-        "../envs/vllm.yaml"
-    log:
-        log("corpus/annotate/chunk-{chunk}"),
+        annotator=annotator_config,
     script:
-        f"{SCRIPTS}/corpus_annotate.py"
-
-
-ANNOTATIONS = expand(f"{R}/corpus/annotations/chunk-{{chunk}}.parquet",
-                     chunk=range(config["corpus"]["annotator"]["chunks"]))
+        ENTRY
 
 
 rule corpus_classifier:
@@ -79,41 +63,39 @@ rule corpus_classifier:
         annotations=ANNOTATIONS,
         base_model=f"{R}/models/aux/classifier-base",
     output:
-        directory(f"{R}/corpus/classifier"),
-    params:
-        train={k: v for k, v in config["corpus"]["classifier"].items() if k != "base_model"} | {"seed": config["seed"]},
-    threads: 2
-    resources:
-        **corpus_resources(1, runtime=720),
-    conda:
-        "../envs/train.yaml"
+        out_dir=directory(f"{R}/corpus/classifier"),
     log:
         log("corpus/classifier"),
+    conda:
+        "../envs/train.yaml"
+    threads: 2
+    resources:
+        **CLUSTER.corpus_resources(1, runtime=720),
+    params:
+        classifier=config["corpus"]["classifier"],
+        seed=config["seed"],
     script:
-        f"{SCRIPTS}/corpus_train_classifier.py"
+        ENTRY
 
 
 rule corpus_classify:
     input:
         shard=lambda wc: shard_paths()[wc.shard],
-        model=f"{R}/corpus/classifier",
+        model_dir=f"{R}/corpus/classifier",
     output:
-        f"{R}/corpus/scores/{{shard}}.parquet",
-    params:
-        **config["corpus"]["classify"],
-    threads: 1
-    resources:
-        **corpus_resources(1, runtime=240),
-    conda:
-        "../envs/train.yaml"
+        out=f"{R}/corpus/scores/{{shard}}.parquet",
     log:
         log("corpus/classify/{shard}"),
+    conda:
+        "../envs/train.yaml"
+    threads: 1
+    resources:
+        **CLUSTER.corpus_resources(1, runtime=240),
+    params:
+        batch_size=config["corpus"]["classify"]["batch_size"],
+        max_length=config["corpus"]["classify"]["max_length"],
     script:
-        f"{SCRIPTS}/corpus_classify.py"
-
-
-def all_scores(wc):
-    return [f"{R}/corpus/scores/{name}.parquet" for name in shard_paths()]
+        ENTRY
 
 
 rule corpus_filter:
@@ -121,16 +103,20 @@ rule corpus_filter:
         shards=lambda wc: list(shard_paths().values()),
         scores=all_scores,
     output:
-        corpus=f"{R}/corpus/finemed.parquet",
-        stats=report(f"{R}/tables/corpus_stats.csv", caption="../workflow/report/corpus_stats.rst", category="Corpus"),
-    params:
-        threshold=config["corpus"]["threshold"],
-    conda:
-        "../envs/data.yaml"
+        out=f"{R}/corpus/finemed.parquet",
+        stats_out=report(
+            f"{R}/tables/corpus_stats.csv",
+            caption="../workflow/report/corpus_stats.rst",
+            category="Corpus",
+        ),
     log:
         log("corpus/filter"),
+    conda:
+        "../envs/data.yaml"
+    params:
+        threshold=config["corpus"]["threshold"],
     script:
-        f"{SCRIPTS}/corpus_filter.py"
+        ENTRY
 
 
 rule corpus_validate:
@@ -139,13 +125,17 @@ rule corpus_validate:
         annotations=ANNOTATIONS,
         scores=all_scores,
     output:
-        report(f"{R}/tables/corpus_validation.csv", caption="../workflow/report/corpus_validation.rst", category="Corpus"),
-    params:
-        validation=config["corpus"]["validation"],
-        threshold=config["corpus"]["threshold"],
-    conda:
-        "../envs/data.yaml"
+        out=report(
+            f"{R}/tables/corpus_validation.csv",
+            caption="../workflow/report/corpus_validation.rst",
+            category="Corpus",
+        ),
     log:
         log("corpus/validate"),
+    conda:
+        "../envs/data.yaml"
+    params:
+        validation_file=config["corpus"]["validation"],  # a user file: checked by the stage
+        threshold=config["corpus"]["threshold"],
     script:
-        f"{SCRIPTS}/corpus_validate.py"
+        ENTRY

@@ -1,89 +1,85 @@
 # Evaluation: one-shot MCQA with lm-eval on every model (base, raw and merged checkpoints), and
 # free-text generation with vLLM on the instruction prompts for merged checkpoints and baselines.
 
-localrules: eval_prompts, eval_hub_datasets, eval_medqa_de
+
+localrules:
+    eval_prompts,
+    eval_hub_datasets,
+    eval_medqa_de,
 
 
 rule eval_prompts:
     output:
-        f"{R}/data/eval/prompts.jsonl",
-    params:
-        source=config["generate"]["prompts"],  # a user file: checked when the job runs
-    conda:
-        "../envs/data.yaml"
+        out=f"{R}/data/eval/prompts.jsonl",
     log:
         log("data/eval/prompts"),
-    script:
-        f"{SCRIPTS}/eval_prompts.py"
-
-
-rule eval_hub_datasets:
-    """Fill the datasets cache on a login node so lm-eval runs offline on compute nodes."""
-    output:
-        touch(f"{R}/data/eval/hub_datasets.done"),
-    params:
-        datasets=config["mcqa"].get("hub_datasets", []),
-        online=True,
     conda:
         "../envs/data.yaml"
+    params:
+        source=config["generate"]["prompts"],  # a user file: checked by the stage
+    script:
+        ENTRY
+
+
+# Fills the datasets cache on a login node so lm-eval runs offline on compute nodes.
+rule eval_hub_datasets:
+    output:
+        out=f"{R}/data/eval/hub_datasets.done",
     log:
         log("data/eval/hub_datasets"),
+    conda:
+        "../envs/data.yaml"
+    params:
+        datasets=config["mcqa"]["hub_datasets"],
+        online=True,
     script:
-        f"{SCRIPTS}/eval_hub_datasets.py"
+        ENTRY
 
 
+# Outside results/: workflow/tasks/medqa_de.yaml reads these paths (relative to the workdir).
 rule eval_medqa_de:
-    # Outside results/: workflow/tasks/medqa_de.yaml reads these paths (relative to the workdir).
     output:
-        train="data/eval/medqa_de/train.jsonl",
-        test="data/eval/medqa_de/test.jsonl",
+        train_out="data/eval/medqa_de/train.jsonl",
+        test_out="data/eval/medqa_de/test.jsonl",
+    log:
+        log("data/eval/medqa_de"),
+    conda:
+        "../envs/mcqa.yaml"
     params:
         source=config["mcqa"].get("medqa_de", {}),
         online=True,
-    conda:
-        "../envs/mcqa.yaml"
-    log:
-        log("data/eval/medqa_de"),
     script:
-        f"{SCRIPTS}/eval_medqa_de.py"
-
-
-def mcqa_data(wc):
-    data = []
-    if config["mcqa"].get("hub_datasets"):
-        data.append(f"{R}/data/eval/hub_datasets.done")
-    if "medqa_de" in config["mcqa"]["tasks"]:
-        data.append("data/eval/medqa_de/test.jsonl")
-    return data
+        ENTRY
 
 
 rule mcqa:
     input:
+        mcqa_data,
         model=model_dir("{family}", "{size}", "{ckpt}"),
-        data=mcqa_data,
     output:
-        f"{R}/mcqa/{{family}}/{{size}}/{{ckpt}}.json",
+        out=f"{R}/mcqa/{{family}}/{{size}}/{{ckpt}}.json",
+    log:
+        log("mcqa/{family}/{size}/{ckpt}"),
     wildcard_constraints:
         ckpt=r"base|c\d\d|raw-c\d\d",
+    conda:
+        "../envs/mcqa.yaml"
+    threads: gpu_threads("eval", 1)
+    resources:
+        **gpu_resources("eval"),
+        runtime=240,
     params:
         tasks=config["mcqa"]["tasks"],
         include_path=config["mcqa"]["include_path"],
         num_fewshot=config["mcqa"]["num_fewshot"],
         backend=config["mcqa"]["backend"],
-        batch_size=config["mcqa"].get("batch_size", 8),
-        limit=config["mcqa"].get("limit"),
-        device=device,
-        # bf16 on GPUs for raw and merged checkpoints alike, so the two views compare like with like
-        model_args_extra=lambda wc: {"dtype": "bfloat16"} if device(wc) == "cuda" else None,
-    threads: job_threads("eval_gpus", 1)
-    resources:
-        **gpu_resources("eval_gpus", runtime=240),
-    conda:
-        "../envs/mcqa.yaml"
-    log:
-        log("mcqa/{family}/{size}/{ckpt}"),
+        batch_size=config["mcqa"]["batch_size"],
+        limit=config["mcqa"]["limit"],
+        device=lambda wc: CLUSTER.device(wc.family),
+        model_args_extra=mcqa_model_args,
+        meta=model_key,
     script:
-        f"{SCRIPTS}/mcqa.py"
+        ENTRY
 
 
 rule generate:
@@ -91,20 +87,27 @@ rule generate:
         model=model_dir("{family}", "{size}", "{ckpt}"),
         prompts=f"{R}/data/eval/prompts.jsonl",
     output:
-        f"{R}/generate/{{family}}/{{size}}/{{ckpt}}.jsonl",
-    wildcard_constraints:
-        ckpt=r"base|c\d\d",
-    params:
-        **{k: v for k, v in config["generate"].items() if k != "prompts"},
-        seed=config["seed"],
-        chat_template_kwargs=lambda wc: config["families"][wc.family].get("chat_template_kwargs"),
-        tensor_parallel_size=lambda wc: max(1, _gpus_per_node(wc, "eval_gpus")),
-    threads: job_threads("eval_gpus", 1)
-    resources:
-        **gpu_resources("eval_gpus", runtime=120),
-    conda:
-        "../envs/vllm.yaml"
+        out=f"{R}/generate/{{family}}/{{size}}/{{ckpt}}.jsonl",
     log:
         log("generate/{family}/{size}/{ckpt}"),
+    wildcard_constraints:
+        ckpt=r"base|c\d\d",
+    conda:
+        "../envs/vllm.yaml"
+    threads: gpu_threads("eval", 1)
+    resources:
+        **gpu_resources("eval"),
+        runtime=120,
+    params:
+        max_model_len=config["generate"]["max_model_len"],
+        max_tokens=config["generate"]["max_tokens"],
+        temperature=config["generate"]["temperature"],
+        top_p=config["generate"]["top_p"],
+        system_prompt=config["generate"]["system_prompt"],
+        seed=config["seed"],
+        chat_template_kwargs=lambda wc: config["families"][wc.family][
+            "chat_template_kwargs"
+        ],
+        tensor_parallel_size=lambda wc: CLUSTER.eval_tensor_parallel(wc.family, wc.size),
     script:
-        f"{SCRIPTS}/generate.py"
+        ENTRY

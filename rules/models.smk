@@ -1,68 +1,62 @@
-# Model sources: hub snapshots (local rule: runs where the internet is, e.g. a login node) or tiny
-# models built locally from configs (demo, CI). Compute jobs then load from these directories offline.
-
-localrules: tiny_tokenizer, model_base, aux_model
+# Model sources: hub snapshots (local rules: they run where the internet is, e.g. a login node) or
+# tiny models built locally from configs (demo, CI). Compute jobs then load these directories offline.
 
 
-def aux_spec(name):
-    specs = {
-        "annotator": config["corpus"]["annotator"]["model"],
-        "classifier-base": config["corpus"]["classifier"]["base_model"],
-        "judge": (config["judge"].get("serve") or {}).get("model"),
-    }
-    return specs[name]
+localrules:
+    tiny_tokenizer,
+    model_base,
+    aux_model,
 
 
 rule tiny_tokenizer:
     input:
-        texts=lambda wc: sorted(f for g in config["tiny_tokenizer"]["texts"] for f in glob.glob(g)),
+        texts=lambda wc: texts(config["tiny_tokenizer"]["texts"]),
     output:
-        directory(f"{R}/models/tiny-tokenizer"),
-    params:
-        kind="tokenizer",
-        vocab_size=lambda wc: config["tiny_tokenizer"]["vocab_size"],
-    conda:
-        "../envs/data.yaml"
+        out_dir=directory(f"{R}/models/tiny-tokenizer"),
     log:
         log("models/tiny-tokenizer"),
+    conda:
+        "../envs/data.yaml"
+    params:
+        vocab_size=config.get("tiny_tokenizer", {}).get("vocab_size"),
     script:
-        f"{SCRIPTS}/build_model.py"
+        ENTRY
 
 
 rule model_base:
     input:
-        lambda wc: needs_tokenizer(GRID.model_spec(wc.family, wc.size)),
+        tokenizer=lambda wc: needs_tokenizer(GRID.model_spec(wc.family, wc.size)),
     output:
-        directory(f"{R}/models/{{family}}/{{size}}/base"),
-    params:
-        spec=lambda wc: GRID.model_spec(wc.family, wc.size),
-        kind="causal_lm",
-        seed=lambda wc: config["seed"] + GRID.sizes(wc.family).index(wc.size),
-        online=True,  # hub snapshots: a local rule, run where the internet is
-    conda:
-        "../envs/data.yaml"
+        out_dir=directory(f"{R}/models/{{family}}/{{size}}/base"),
     log:
         log("models/{family}/{size}/base"),
+    conda:
+        "../envs/data.yaml"
+    params:
+        kind="causal_lm",
+        spec=lambda wc: GRID.model_spec(wc.family, wc.size),
+        seed=lambda wc: config["seed"] + GRID.sizes(wc.family).index(wc.size),
+        online=True,
     script:
-        f"{SCRIPTS}/build_model.py"
+        ENTRY
 
 
 rule aux_model:
     input:
-        lambda wc: needs_tokenizer(aux_spec(wc.name)) if wc.name != "classifier-base" else [],
+        tokenizer=aux_tokenizer,
     output:
-        directory(f"{R}/models/aux/{{name}}"),
-    wildcard_constraints:
-        name="annotator|classifier-base|judge",
-    params:
-        spec=lambda wc: aux_spec(wc.name),
-        kind=lambda wc: "classifier" if wc.name == "classifier-base" else "causal_lm",
-        texts=lambda wc: sorted(f for g in config.get("tiny_tokenizer", {}).get("texts", []) for f in glob.glob(g)),
-        seed=lambda wc: config["seed"] + 100 + ["annotator", "classifier-base", "judge"].index(wc.name),
-        online=True,
-    conda:
-        "../envs/data.yaml"
+        out_dir=directory(f"{R}/models/aux/{{name}}"),
     log:
         log("models/aux/{name}"),
+    wildcard_constraints:
+        name="annotator|classifier-base|judge",
+    conda:
+        "../envs/data.yaml"
+    params:
+        kind=lambda wc: "classifier" if wc.name == "classifier-base" else "causal_lm",
+        spec=lambda wc: aux_spec(wc.name),
+        texts=aux_texts,
+        seed=aux_seed,
+        online=True,
     script:
-        f"{SCRIPTS}/build_model.py"
+        ENTRY

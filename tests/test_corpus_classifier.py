@@ -52,11 +52,9 @@ def test_one_class_fails_clearly(tmp_path, tiny_classifier):
     sample, chunks = write_sample_and_labels(tmp_path)
     for c in chunks:
         pl.read_parquet(c).with_columns(pl.lit(0, dtype=pl.Int64).alias("label")).write_parquet(c)
-    params = {"max_length": 32, "epochs": 1, "learning_rate": 1e-3, "batch_size": 8, "test_size": 0.25, "seed": 0}
+    params = {"max_length": 32, "epochs": 1, "learning_rate": 1e-3, "batch_size": 8, "test_size": 0.25}
     with pytest.raises(ValueError, match=r"chunk-0\.parquet.*chunk-1\.parquet.*class\(es\) \[0\] only"):
-        train_classifier(sample, chunks, tiny_classifier, str(tmp_path / "clf"), params)
-    with pytest.raises(ValueError, match="missing"):
-        train_classifier(sample, chunks, tiny_classifier, str(tmp_path / "clf"), {"epochs": 1})
+        train_classifier(sample, chunks, tiny_classifier, str(tmp_path / "clf"), params, seed=0)
 
 
 @pytest.mark.slow
@@ -64,9 +62,8 @@ def test_one_class_fails_clearly(tmp_path, tiny_classifier):
 def test_train_classifier_tiny(tmp_path, tiny_classifier):
     sample, chunks = write_sample_and_labels(tmp_path)
     out = tmp_path / "classifier"
-    params = {"max_length": 32, "epochs": 1, "learning_rate": 1e-3, "batch_size": 8, "test_size": 0.25,
-              "seed": 0, "logging_steps": 1}
-    metrics = train_classifier(sample, chunks, tiny_classifier, str(out), params)
+    params = {"max_length": 32, "epochs": 1, "learning_rate": 1e-3, "batch_size": 8, "test_size": 0.25}
+    metrics = train_classifier(sample, chunks, tiny_classifier, str(out), params, seed=0)
     saved = json.loads((out / "metrics.json").read_text())
     # 44 docs - 4 validation - 1 unparseable = 39 labelled: 19 medical, 20 not -> test 5 + 5
     assert saved["n_train"] + saved["n_test"] == 39 and saved["n_test"] == 10 and saved["test_medical"] == 5
@@ -131,9 +128,9 @@ def test_stages_chain(tmp_path, tiny_classifier):
     ann = sample.select("id", (pl.col("id").str.slice(1).cast(pl.Int64) % 2 == 0).cast(pl.Int64).alias("label"),
                         pl.lit('{"medical":true}').alias("raw"))
     ann.write_parquet(tmp_path / "chunk-0.parquet")
-    params = {"max_length": 32, "epochs": 1, "learning_rate": 1e-3, "batch_size": 8, "test_size": 0.2, "seed": 0}
+    params = {"max_length": 32, "epochs": 1, "learning_rate": 1e-3, "batch_size": 8, "test_size": 0.2}
     train_classifier(str(tmp_path / "sample.parquet"), [str(tmp_path / "chunk-0.parquet")], tiny_classifier,
-                     str(tmp_path / "clf"), params)
+                     str(tmp_path / "clf"), params, seed=0)
     scores = []
     for shard, name in zip(shards, ["000_00000", "shard-0001"]):
         scores.append(str(tmp_path / "scores" / f"{name}.parquet"))

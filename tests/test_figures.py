@@ -159,14 +159,14 @@ def test_write_figures_from_csv(tables, tmp_path):
     outputs = {name: tmp_path / "figures" / f"{name}.png" for name in
                ("trajectories_tokens", "trajectories_flops", "mcqa_raw_vs_merged", "mcqa_tasks",
                 "win_tie_loss")}
-    written = write_figures("qwen3", outputs, mcqa=str(paths["mcqa"]), ranking=str(paths["ranking"]))
+    written = write_figures("qwen3", mcqa=str(paths["mcqa"]), rankings=str(paths["ranking"]), **outputs)
     assert set(written) == set(outputs)
     for path in outputs.values():
         _png_ok(path)
     with pytest.raises(ValueError, match="unknown output name"):
-        write_figures("qwen3", {"fig1": tmp_path / "x.png"}, mcqa=str(paths["mcqa"]))
+        write_figures("qwen3", mcqa=str(paths["mcqa"]), fig1=tmp_path / "x.png")
     with pytest.raises(ValueError, match=r"need the \['ranking'\] table"):
-        write_figures("qwen3", {"win_tie_loss": tmp_path / "x.png"}, mcqa=str(paths["mcqa"]))
+        write_figures("qwen3", mcqa=str(paths["mcqa"]), win_tie_loss=tmp_path / "x.png")
 
 
 def test_report_captions_render(tmp_path):

@@ -97,8 +97,9 @@ def test_convert_bioinstructqa():
 @pytest.mark.slow
 def test_evaluate_tiny_lm(tiny_lm, demo_root):
     out = demo_root / "mcqa" / "tiny.json"
-    summary = evaluate(tiny_lm, [DEMO_TASK], str(TASKS_DIR), str(out), num_fewshot=1,
-                       batch_size=4, meta={"family": "tiny", "size": "xs", "ckpt": "base"})
+    summary = evaluate(tiny_lm, [DEMO_TASK], str(TASKS_DIR), str(out), num_fewshot=1, backend="hf",
+                       batch_size=4, limit=None, device="cpu", model_args_extra=None,
+                       meta={"family": "tiny", "size": "xs", "ckpt": "base"})
     record = json.loads(out.read_text())
     res = record["tasks"][DEMO_TASK]
     assert 0.0 <= res["acc"] <= 1.0 and res["n"] == 6

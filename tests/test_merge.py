@@ -24,7 +24,7 @@ def merged(tmp_path_factory, tiny_lm, tiny_lm_other):
     out = {}
     for t in (0.0, 0.5, 1.0):
         out[t] = str(root / f"t{t}")
-        assert slerp(tiny_lm_other, tiny_lm, out[t], t=t)["t"] == t
+        assert slerp(tiny_lm_other, tiny_lm, out[t], t=t, dtype="float32")["t"] == t
     return out
 
 
@@ -81,7 +81,7 @@ def test_untied_lm_head(tmp_path, tiny_tokenizer):
             "tie_word_embeddings": False}
     for name, seed in (("src", 0), ("ckpt", 1)):
         build_causal_lm(tiny_tokenizer, str(tmp_path / name), arch, seed=seed)
-    slerp(str(tmp_path / "ckpt"), str(tmp_path / "src"), str(tmp_path / "out"), t=1.0)
+    slerp(str(tmp_path / "ckpt"), str(tmp_path / "src"), str(tmp_path / "out"), t=1.0, dtype="float32")
     out, ckpt = _weights(str(tmp_path / "out")), _weights(str(tmp_path / "ckpt"))
     assert "lm_head.weight" in out
     torch.testing.assert_close(out["lm_head.weight"], ckpt["lm_head.weight"])
@@ -89,9 +89,9 @@ def test_untied_lm_head(tmp_path, tiny_tokenizer):
 
 def test_bad_input(tmp_path, tiny_lm):
     with pytest.raises(ValueError, match=r"t=1.5"):
-        merge_config(tiny_lm, tiny_lm, 1.5)
+        merge_config(tiny_lm, tiny_lm, 1.5, dtype="float32")
     with pytest.raises(ValueError, match="dtype"):
         merge_config(tiny_lm, tiny_lm, 0.5, dtype="int8")
     with pytest.raises(FileNotFoundError, match="checkpoint: .*no config.json"):
-        slerp(str(tmp_path / "missing"), tiny_lm, str(tmp_path / "out"), t=0.5)
+        slerp(str(tmp_path / "missing"), tiny_lm, str(tmp_path / "out"), t=0.5, dtype="float32")
     assert not (tmp_path / "out").exists()

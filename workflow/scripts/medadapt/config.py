@@ -1,9 +1,15 @@
-"""Config loading and validation, and the grid derived from it (models, checkpoints, baselines).
+"""Config loading: one schema defines every key, its default and its check; the grid derived from it.
 
-Errors name the offending key (`train.learning_rate`) and say what was expected, before any job runs.
+`config/schema.yaml` is the single source of truth. `resolve` validates a config against it and fills
+in the defaults (the JSON-schema FAQ's default-filling validator, which is what
+`snakemake.utils.validate(..., set_default=True)` does for the workflow), then applies the cross-key
+rules the schema cannot express. Everything downstream receives resolved values and restates no
+default. Errors name the offending key (`train.learning_rate`) and say what was expected.
 """
 from __future__ import annotations
 
+import copy
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,19 +27,60 @@ def _key(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
-def validate(config: dict, schema_path: str | Path = SCHEMA, source: str = "config") -> dict:
-    """Validate against the JSON schema, then the cross-key rules the schema cannot express."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+@functools.cache
+def load_schema(path: str | Path = SCHEMA) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def _with_defaults(validator_class):
+    """A validator that fills each missing property with a deep copy of its schema default before
+    validating it (so nested objects with `default: {}` get their own defaults filled too)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if isinstance(subschema, dict) and "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _check(instance, schema: dict, source: str, prefix: tuple = ()) -> None:
+    errors = sorted(_Validator(schema).iter_errors(instance), key=lambda e: list(e.absolute_path))
     if errors:
-        lines = [f"  {_key(e.absolute_path)}: {e.message}" for e in errors[:10]]
+        lines = [f"  {_key(prefix + tuple(e.absolute_path))}: {e.message}" for e in errors[:10]]
         raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(lines))
-    _check_grid(config, source)
+
+
+def resolve(config: dict, source: str = "config", schema_path: str | Path = SCHEMA) -> dict:
+    """Validate `config` in place against the schema, fill its defaults, check the grid; return it."""
+    _check(config, load_schema(schema_path), source)
+    check_grid(config, source)
     return config
 
 
-def _check_grid(config: dict, source: str) -> None:
+def resolve_block(name: str, block: dict, source: str = "config",
+                  schema_path: str | Path = SCHEMA) -> dict:
+    """One top-level block (e.g. the `judge:` block of a YAML file) validated, defaults filled."""
+    schema = load_schema(schema_path)
+    if name not in schema["properties"]:
+        raise ConfigError(f"{source}: unknown config block {name!r}")
+    if not isinstance(block, dict):
+        raise ConfigError(f"{source}: {name}: expected a mapping, got {type(block).__name__}")
+    # The block's schema refers to the shared definitions ($defs) of the whole schema.
+    sub = {**schema["properties"][name], "$defs": schema.get("$defs", {})}
+    block = copy.deepcopy(block)
+    _check(block, sub, source, prefix=(name,))
+    return block
+
+
+def check_grid(config: dict, source: str = "config") -> None:
+    """Cross-key rules: platforms exist, every adapted size has a larger baseline, batches split."""
     problems = []
     has_tiny = False
     for fam, spec in config["families"].items():
@@ -46,17 +93,18 @@ def _check_grid(config: dict, source: str) -> None:
             elif sizes.index(size) == len(sizes) - 1:
                 problems.append(f"families.{fam}.adapt: '{size}' is the largest model, so it has no "
                                 "next-larger baseline; list a larger model after it under models")
-        for key in ("train_gpus", "eval_gpus"):
-            for size in spec.get(key, {}):
+        for key in ("train_gpus", "eval_gpus", "per_device_batch_size"):
+            for size in spec[key]:
                 if size not in sizes:
                     problems.append(f"families.{fam}.{key}: '{size}' is not one of models {sizes}")
         problems += _batch_problems(config, fam, spec)
         has_tiny |= any("tiny" in m for m in spec["models"].values())
-    if config["corpus"].get("platform", "cpu") not in config["platforms"]:
-        problems.append(f"corpus.platform: '{config['corpus'].get('platform', 'cpu')}' is not defined under platforms")
+    if config["corpus"]["platform"] not in config["platforms"]:
+        problems.append(f"corpus.platform: '{config['corpus']['platform']}' is not defined under platforms")
     has_tiny |= "tiny" in (config["judge"].get("serve") or {}).get("model", {})
     annot = config["corpus"]["annotator"]["model"]
     has_tiny |= isinstance(annot, dict) and "tiny" in annot
+    has_tiny |= "tiny" in config["corpus"]["classifier"]["base_model"]
     if has_tiny and "tiny_tokenizer" not in config:
         problems.append("tiny_tokenizer: required when any model is built locally ({tiny: ...})")
     if problems:
@@ -64,18 +112,16 @@ def _check_grid(config: dict, source: str) -> None:
 
 
 def per_device_batch_size(config: dict, family: str, size: str) -> int:
-    overrides = config["families"][family].get("per_device_batch_size", {})
-    return overrides.get(size, config["train"]["per_device_batch_size"])
+    return config["families"][family]["per_device_batch_size"].get(size, config["train"]["per_device_batch_size"])
 
 
 def _batch_problems(config: dict, fam: str, spec: dict) -> list[str]:
     """Effective batch = per-device batch × GPUs × accumulation must hold exactly for every size."""
-    platform = config["platforms"].get(spec["platform"], {})
-    per_node = platform.get("gpus_per_node", 0)
+    per_node = config["platforms"].get(spec["platform"], {}).get("gpus_per_node", 0)
     effective = config["train"]["effective_batch_size"]
     problems = []
     for size in spec["adapt"]:
-        gpus = max(1, spec.get("train_gpus", {}).get(size, 1))
+        gpus = max(1, spec["train_gpus"].get(size, 1))
         per_device = per_device_batch_size(config, fam, size)
         if effective % (per_device * gpus):
             problems.append(f"families.{fam}: size {size} trains on {gpus} GPUs with per_device_batch_size "
@@ -87,14 +133,21 @@ def _batch_problems(config: dict, fam: str, spec: dict) -> list[str]:
     return problems
 
 
-def load(path: str | Path) -> dict:
+def read_yaml(path: str | Path) -> dict:
     try:
-        config = yaml.safe_load(Path(path).read_text())
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(config, dict):
+    if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    return validate(config, source=str(path))
+    return data
+
+
+def load(path: str | Path) -> dict:
+    """A whole config file, resolved (validated, defaults filled, grid checked)."""
+    return resolve(read_yaml(path), source=str(path))
 
 
 @dataclass(frozen=True)
@@ -148,3 +201,92 @@ class Grid:
     def platform(self, family: str) -> dict:
         return self.config["platforms"][self.config["families"][family]["platform"]]
 
+
+# ---- the config reference (config/README.md), generated from the schema ---------------------------
+
+def _deref(node: dict, schema: dict) -> dict:
+    """Merge a `$ref` target under the node's own keywords (the node's default/description win)."""
+    while isinstance(node, dict) and "$ref" in node:
+        target = schema
+        for part in node["$ref"].lstrip("#/").split("/"):
+            target = target[part]
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    return node
+
+
+def _type(node: dict) -> str:
+    if "const" in node:
+        return f"`{node['const']}`"
+    if "enum" in node:
+        return " \\| ".join(f"`{v}`" for v in node["enum"])
+    if "oneOf" in node:
+        return " or ".join(_type(n) for n in node["oneOf"] if "type" in n or "enum" in n) or "object"
+    kind = node.get("type", "object")
+    kinds = kind if isinstance(kind, list) else [kind]
+    text = " \\| ".join("null" if k == "null" else k for k in kinds)
+    lo = node.get("minimum", node.get("exclusiveMinimum"))
+    hi = node.get("maximum", node.get("exclusiveMaximum"))
+    if lo is not None or hi is not None:
+        left = "(" if "exclusiveMinimum" in node else "["
+        right = ")" if "exclusiveMaximum" in node else "]"
+        text += f" {left}{'' if lo is None else lo}, {'' if hi is None else hi}{right}"
+    return text
+
+
+_SHARED = ("/model_spec", "/tiny_arch", "/platform")
+
+
+def _rows(node: dict, schema: dict, path: str, required: set[str]) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for name, raw in node.get("properties", {}).items():
+        sub = _deref(raw, schema)
+        if str(raw.get("$ref", "")).endswith(_SHARED):  # described once, in its own section
+            sub = {k: v for k, v in sub.items() if k not in ("properties", "additionalProperties")}
+        key = f"{path}.{name}" if path else name
+        if "default" in sub:
+            default = f"`{yaml.safe_dump(sub['default'], default_flow_style=True, width=1000).strip()}`"
+            default = default.replace("`...`", "").replace("\n...", "")
+        else:
+            default = "**required**" if name in required else "(optional)"
+        rows.append((key, _type(sub), default, sub.get("description", "")))
+        if "properties" in sub:
+            rows += _rows(sub, schema, key, set(sub.get("required", [])))
+        extra = sub.get("additionalProperties")
+        if isinstance(extra, dict) and not str(extra.get("$ref", "")).endswith(_SHARED) \
+                and "properties" in _deref(extra, schema):
+            inner = _deref(extra, schema)
+            rows += _rows(inner, schema, f"{key}.<name>", set(inner.get("required", [])))
+    return rows
+
+
+def config_reference(schema_path: str | Path = SCHEMA) -> str:
+    """Markdown reference of every config key (type, default, description), from the schema."""
+    schema = load_schema(schema_path)
+    lines = ["# Configuration reference", "",
+             "Generated from `config/schema.yaml` by `medadapt config-docs`; a test keeps it in sync, "
+             "so edit the schema, not this file.", "",
+             schema.get("description", "").strip(), "",
+             "`config/config.yaml` is the paper's grid, `config/demo.yaml` the embedded tiny default. "
+             "`--configfile X` replaces the default config (it is not merged into it); a key you leave "
+             "out takes the default below.", ""]
+    top_required = set(schema.get("required", []))
+    for name, node in schema["properties"].items():
+        rows = _rows({"properties": {name: node}}, schema, "", top_required)
+        block, keys = rows[0], rows[1:]
+        head = [f"## `{name}`", ""]
+        if keys:  # a block: its description above its keys
+            need = "required" if block[2] == "**required**" else "optional"
+            head += [f"{block[3]} ({need} block)", ""]
+        lines += head + ["| key | type | default | description |", "|---|---|---|---|"]
+        lines += [f"| `{key}` | {typ} | {default} | {desc} |" for key, typ, default, desc in keys or [block]]
+        lines.append("")
+    for name, title in (("platform", "A platform (`platforms.nvidia`, `.amd`, `.cpu`)"),
+                        ("model_spec", "A model spec (`{source: ...}` or `{tiny: ...}`)"),
+                        ("tiny_arch", "A tiny model's shape (`tiny:`)")):
+        node = schema["$defs"][name]
+        lines += [f"## {title}", "", node.get("description", ""), "",
+                  "| key | type | default | description |", "|---|---|---|---|"]
+        lines += [f"| `{key}` | {typ} | {default} | {desc} |"
+                  for key, typ, default, desc in _rows(node, schema, "", set(node.get("required", [])))]
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"

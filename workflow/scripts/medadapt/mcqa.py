@@ -124,14 +124,13 @@ def summarize(res: dict, tasks: list[str]) -> dict:
             "versions": {t: res.get("versions", {}).get(t) for t in tasks}}
 
 
-def evaluate(model: str, tasks: list[str] | str, include_path: str | list[str], out: str,
-             num_fewshot: int = 1, backend: str = "hf", batch_size: int | str = 8,
-             limit: int | float | None = None, device: str = "cpu",
-             model_args_extra: dict | None = None, *, include_defaults: bool = False,
-             meta: dict | None = None) -> dict:
-    """Evaluate `model` (HF dir or hub id) on `tasks`; write the mcqa JSON to `out`.
+def evaluate(model: str, tasks: list[str], include_path: str, out: str, num_fewshot: int,
+             backend: str, batch_size: int, limit: int | None, device: str,
+             model_args_extra: dict | None, meta: dict, *, include_defaults: bool = False) -> dict:
+    """Stage `mcqa`: evaluate `model` (HF dir or hub id) on `tasks`; write the mcqa JSON to `out`.
 
-    `meta` (e.g. family/size/ckpt) is copied to the top level of the JSON.
+    `meta` (family/size/ckpt) is copied to the top level of the JSON; `model_args_extra` goes to the
+    lm-eval model (e.g. a dtype on GPUs).
     """
     import lm_eval
 
@@ -153,7 +152,7 @@ def evaluate(model: str, tasks: list[str] | str, include_path: str | list[str], 
     seconds = time.time() - start
     summary = summarize(res, tasks)
     record = {
-        **(meta or {}),
+        **meta,
         "model": model,
         "num_fewshot": num_fewshot,
         **summary,

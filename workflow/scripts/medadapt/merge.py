@@ -26,7 +26,7 @@ def _model_dir(path: str, what: str) -> str:
     return str(p.resolve())
 
 
-def merge_config(checkpoint: str, source: str, t: float, dtype: str = "float32") -> dict:
+def merge_config(checkpoint: str, source: str, t: float, dtype: str) -> dict:
     """The mergekit configuration (a plain dict, as it would appear in a mergekit YAML)."""
     if not 0.0 <= float(t) <= 1.0:
         raise ValueError(f"merge.t={t}: expected a weight in [0, 1] (0 = source, 1 = checkpoint)")
@@ -41,9 +41,9 @@ def merge_config(checkpoint: str, source: str, t: float, dtype: str = "float32")
     }
 
 
-def slerp(checkpoint: str, source: str, out_dir: str, t: float, dtype: str = "float32", *,
+def slerp(checkpoint: str, source: str, out_dir: str, t: float, dtype: str, *,
           device: str = "cpu", out_shard_size: str | int = "2B") -> dict:
-    """Write SLERP(source -> checkpoint, t) to `out_dir` (atomically) and return a summary."""
+    """Stage `merge`: write SLERP(source -> checkpoint, t) to `out_dir` (atomically)."""
     from mergekit.common import parse_kmb
     from mergekit.config import MergeConfiguration
     from mergekit.merge import run_merge

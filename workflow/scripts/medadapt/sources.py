@@ -13,20 +13,20 @@ from medadapt.generate import load_prompts
 from medadapt.io import write_json, write_jsonl
 
 
-def list_shards(spec: dict, out: str) -> dict:
-    """Resolve `corpus.shards` to {name: path} and write it as JSON."""
-    if "glob" in spec:
-        paths = sorted(glob.glob(spec["glob"]))
+def list_shards(shards: dict, out: str) -> dict:
+    """Stage `corpus_shards`: resolve the `corpus.shards` spec to {name: path}, written as JSON."""
+    if "glob" in shards:
+        paths = sorted(glob.glob(shards["glob"]))
         if not paths:
-            raise FileNotFoundError(f"corpus.shards.glob: no file matches '{spec['glob']}'")
+            raise FileNotFoundError(f"corpus.shards.glob: no file matches '{shards['glob']}'")
     else:
         from medadapt.models.fetch import fetch_dataset_files
 
-        files = fetch_dataset_files(spec["hub"], spec["patterns"], spec["dir"])
+        files = fetch_dataset_files(shards["hub"], shards["patterns"], shards["dir"])
         paths = [f for f in files if f.endswith((".parquet", ".jsonl"))]
-    shards = dict(zip(shard_names(paths), paths))
-    write_json(out, shards)
-    return {"shards": len(shards)}
+    named = dict(zip(shard_names(paths), paths))
+    write_json(out, named)
+    return {"shards": len(named)}
 
 
 def prepare_prompts(source: str, out: str) -> dict:

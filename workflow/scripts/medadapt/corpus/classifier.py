@@ -18,7 +18,9 @@ from medadapt.io import atomic_path, write_json
 
 ID2LABEL = {0: "not_medical", 1: "medical"}
 LABEL2ID = {v: k for k, v in ID2LABEL.items()}
-PARAM_KEYS = ("max_length", "epochs", "learning_rate", "batch_size", "test_size", "seed")
+# Fine-tuning constants that are not study settings (not config keys).
+WEIGHT_DECAY = 0.01
+LOGGING_STEPS = 50
 
 
 def read_annotations(annotations: list[str]) -> pl.DataFrame:
@@ -82,22 +84,20 @@ def _dataset(tokenizer, texts: list[str], labels: list[int], max_length: int):
 
 
 def train_classifier(sample: str, annotations: list[str], base_model: str, out_dir: str,
-                     params: dict) -> dict:
-    """Fine-tune `base_model` (local dir or hub id) and save it with metrics.json to `out_dir`."""
+                     classifier: dict, seed: int) -> dict:
+    """Stage `corpus_classifier`: fine-tune `base_model` (local dir or hub id) on the LLM labels and
+    save it with metrics.json to `out_dir`. `classifier`: the resolved `corpus.classifier` block."""
     import torch
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer,
                               DataCollatorWithPadding, Trainer, TrainingArguments)
 
-    missing = [k for k in PARAM_KEYS if k not in params]
-    if missing:
-        raise ValueError(f"classifier params: missing {missing} (expected {list(PARAM_KEYS)})")
     annotations = [str(a) for a in annotations]
     docs = labelled_training_docs(sample, annotations)
     y = docs["label"].to_numpy()
-    train_idx, test_idx = stratified_split(y, float(params["test_size"]), int(params["seed"]))
+    train_idx, test_idx = stratified_split(y, float(classifier["test_size"]), seed)
     texts = docs["text"].to_list()
     tokenizer = AutoTokenizer.from_pretrained(base_model)
-    max_length = int(params["max_length"])
+    max_length = int(classifier["max_length"])
     train_ds = _dataset(tokenizer, [texts[i] for i in train_idx], y[train_idx].tolist(), max_length)
     test_ds = _dataset(tokenizer, [texts[i] for i in test_idx], y[test_idx].tolist(), max_length)
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -105,16 +105,15 @@ def train_classifier(sample: str, annotations: list[str], base_model: str, out_d
     bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     with tempfile.TemporaryDirectory(prefix="clf-trainer-") as scratch:
         args = TrainingArguments(
-            output_dir=scratch, num_train_epochs=float(params["epochs"]),
-            learning_rate=float(params["learning_rate"]),
-            per_device_train_batch_size=int(params["batch_size"]),
-            per_device_eval_batch_size=int(params["batch_size"]),
-            weight_decay=float(params.get("weight_decay", 0.01)),
-            seed=int(params["seed"]), data_seed=int(params["seed"]), bf16=bf16,
+            output_dir=scratch, num_train_epochs=float(classifier["epochs"]),
+            learning_rate=float(classifier["learning_rate"]),
+            per_device_train_batch_size=int(classifier["batch_size"]),
+            per_device_eval_batch_size=int(classifier["batch_size"]),
+            weight_decay=WEIGHT_DECAY, seed=seed, data_seed=seed, bf16=bf16,
             dataloader_pin_memory=torch.cuda.is_available(),
             train_sampling_strategy="group_by_length",  # less padding on web docs of mixed length
             save_strategy="no", eval_strategy="no", report_to="none",
-            logging_steps=int(params.get("logging_steps", 50)), disable_tqdm=True)
+            logging_steps=LOGGING_STEPS, disable_tqdm=True)
         trainer = Trainer(model=model, args=args, train_dataset=train_ds, processing_class=tokenizer,
                           data_collator=DataCollatorWithPadding(tokenizer))
         train_out = trainer.train()
@@ -123,7 +122,7 @@ def train_classifier(sample: str, annotations: list[str], base_model: str, out_d
     metrics.update({"reference": "llm_annotator", "split": "test", "n_train": int(train_idx.size),
                     "n_test": int(test_idx.size), "train_medical": int(y[train_idx].sum()),
                     "test_medical": int(y[test_idx].sum()), "train_loss": float(train_out.training_loss),
-                    "base_model": base_model, "params": dict(params)})
+                    "base_model": base_model, "params": {**classifier, "seed": seed}})
     with atomic_path(out_dir) as tmp:
         trainer.save_model(str(tmp))
         tokenizer.save_pretrained(str(tmp))

@@ -29,13 +29,14 @@ FIGURES = {
 }
 
 
-def write_figures(family: str, outputs: Mapping[str, str | os.PathLike], mcqa: str | None = None,
-                  ranking: str | None = None) -> dict[str, str]:
-    """Stage `figures`: draw every figure named in `outputs` ({name: png path}) for one family."""
+def write_figures(family: str, mcqa: str | None = None, rankings: str | None = None,
+                  **outputs: str | os.PathLike) -> dict[str, str]:
+    """Stage `figures`: draw every figure named in `outputs` ({name: png path}) for one family from
+    the MCQA and rankings tables."""
     unknown = sorted(set(outputs) - set(FIGURES))
     if unknown:
         raise ValueError(f"figures: unknown output name(s) {unknown}; known: {sorted(FIGURES)}")
-    paths = {"mcqa": mcqa, "ranking": ranking}
+    paths = {"mcqa": mcqa, "ranking": rankings}
     needed = {t for name in outputs for t in FIGURES[name][0]}
     missing = sorted(t for t in needed if not paths[t])
     if missing:

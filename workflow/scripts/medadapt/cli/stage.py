@@ -1,0 +1,31 @@
+"""`medadapt stage RULE --job JSON [--log FILE]`: run one workflow stage, as a shell rule does.
+
+The CLI twin of the workflow's `script:` rules: shell rules (training under srun/torchrun, the judge
+server) call it, and a user can rerun a job by hand with the JSON its provenance recorded. The job
+JSON holds the rule's named `input`, `output` and `params`, plus `threads` and `wildcards`; it goes
+through the same adapter (`medadapt.runtime.run_job`) as every other rule.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from medadapt.runtime import Job, run_job
+from medadapt.stages import STAGES
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("stage", help="run one workflow stage from a job description",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("rule", choices=sorted(STAGES), metavar="RULE", help="the rule whose stage to run")
+    p.add_argument("--job", required=True,
+                   help="the job as JSON (or @FILE): {input, output, params, threads, wildcards}")
+    p.add_argument("--log", help="append the stage's stdout/stderr to this file")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    text = Path(args.job[1:]).read_text() if args.job.startswith("@") else args.job
+    run_job(Job.from_json(args.rule, text, log=args.log))
+    return 0

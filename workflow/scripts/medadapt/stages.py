@@ -1,0 +1,50 @@
+"""Which library function runs each workflow rule (its stage), by rule name.
+
+`medadapt.runtime.run_job` looks the rule up here and binds the function's parameters by name from
+the rule's output, input and params, so a rule and its stage share one vocabulary. Functions are
+imported only when their rule runs (a job imports vLLM, torch or lm-eval only if it needs them).
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+STAGES = {
+    # models
+    "tiny_tokenizer": "medadapt.models.build:build_tokenizer",
+    "model_base": "medadapt.models.build:build_model",
+    "aux_model": "medadapt.models.build:build_model",
+    # corpus
+    "corpus_shards": "medadapt.sources:list_shards",
+    "corpus_sample": "medadapt.corpus.sample:stratified_sample",
+    "corpus_annotate": "medadapt.corpus.annotate:annotate",
+    "corpus_classifier": "medadapt.corpus.classifier:train_classifier",
+    "corpus_classify": "medadapt.corpus.classify:classify_shard",
+    "corpus_filter": "medadapt.corpus.filter:filter_corpus",
+    "corpus_validate": "medadapt.corpus.validate:validate",
+    # training
+    "pack": "medadapt.train.pack:pack",
+    "train": "medadapt.train.trainer:train",
+    "merge": "medadapt.merge:slerp",
+    # evaluation
+    "eval_prompts": "medadapt.sources:prepare_prompts",
+    "eval_hub_datasets": "medadapt.sources:prefetch_hub_datasets",
+    "eval_medqa_de": "medadapt.sources:prepare_medqa_de",
+    "mcqa": "medadapt.mcqa:evaluate",
+    "generate": "medadapt.generate:generate",
+    "judge_server": "medadapt.llm.servers.vllm:serve",
+    "judge": "medadapt.judge.pairs:judge_pair",
+    "fit": "medadapt.fit:fit_comparison",
+    # report
+    "tables": "medadapt.tables:write_tables",
+    "figures": "medadapt.figures:write_figures",
+}
+
+
+def stage_function(rule: str) -> Callable[..., Any]:
+    try:
+        target = STAGES[rule]
+    except KeyError:
+        raise ValueError(f"no stage for rule {rule!r}; known rules: {sorted(STAGES)}") from None
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)
