@@ -52,7 +52,7 @@ def test_seed_shuffles_documents_deterministically(tmp_path, corpus, tiny_tokeni
     other = pack(corpus[0], tiny_tokenizer, SEQ, str(tmp_path / "b"), threads=1, seed=4)
     first = load_from_disk(packed[0])["input_ids"]
     assert again["blocks"] == other["blocks"] == packed[1]["blocks"]
-    assert load_from_disk(str(tmp_path / "a"))["input_ids"] == first  # num_proc does not change the order
+    assert load_from_disk(str(tmp_path / "a"))["input_ids"] == first  # the process count does not change the order
     assert load_from_disk(str(tmp_path / "b"))["input_ids"] != first
 
 
