@@ -8,7 +8,7 @@ none on a CPU platform. Jobs take whole nodes' shares: CPUs and memory scale wit
 The corpus stages have no family; they run on `corpus.platform`.
 
 Every method takes plain strings (stage, family, size) and returns plain values, so it is tested
-without Snakemake. Stages: "train" and "eval" (MCQA, generation) are GPU stages; "pack" and "merge"
+without Snakemake (`by_wildcards` wraps them for rules). Stages: "train" and "eval" (MCQA, generation) are GPU stages; "pack" and "merge"
 are CPU stages whose size follows the family's platform. Runtimes are the rules' own.
 
 How rules use it (`CLUSTER = Cluster(config)` once, in rules/common.smk):
@@ -27,7 +27,8 @@ How rules use it (`CLUSTER = Cluster(config)` once, in rules/common.smk):
                      params: device=lambda wc: CLUSTER.device(wc.family)
     rule pack:       threads: lambda wc: CLUSTER.threads("pack", wc.family)
                      resources: **CLUSTER.by_wildcards("pack"), runtime=720
-    rule merge:      threads: 1 (CLUSTER.threads("merge", ...)); resources: **CLUSTER.by_wildcards("merge")
+    rule merge:      threads: lambda wc: CLUSTER.threads("merge", wc.family, wc.size)  (always 1)
+                     resources: **CLUSTER.by_wildcards("merge")
     rule corpus_*:   resources: **CLUSTER.corpus_resources(gpus), runtime=...
 
 `by_wildcards(stage)` is `resources(stage, family, size)` with each value a function of the job's
