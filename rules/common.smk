@@ -56,9 +56,11 @@ def _named(files):
 
 
 # --- shell rules: the job as JSON for `medadapt stage` (script rules get it from Snakemake) ------
-def stage_job(**params):
+def stage_job(per_process=None, **params):
     """A params function: the job's named input/output, `params` (values or functions of the
-    wildcards), threads and wildcards, as the JSON `medadapt stage RULE --job` reads."""
+    wildcards), threads and wildcards, as the JSON `medadapt stage RULE --job` reads. `per_process`,
+    a function of (wildcards, job threads), gives the threads of each process (torchrun workers).
+    """
 
     def job(wildcards, input, output, threads):
         values = {k: v(wildcards) if callable(v) else v for k, v in params.items()}
@@ -67,7 +69,7 @@ def stage_job(**params):
                 "input": _named(input),
                 "output": _named(output),
                 "params": values,
-                "threads": threads,
+                "threads": per_process(wildcards, threads) if per_process else threads,
                 "wildcards": dict(wildcards.items()),
             }
         )
@@ -158,6 +160,10 @@ def mcqa_model_args(wc):
     return {"dtype": "bfloat16"} if CLUSTER.device(wc.family) == "cuda" else None
 
 
+def eval_tensor_parallel(wc):
+    return max(1, CLUSTER.gpus_per_node("eval", wc.family, wc.size))
+
+
 def model_key(wc):
     return {"family": wc.family, "size": wc.size, "ckpt": wc.ckpt}
 
@@ -227,19 +233,3 @@ NEXT_LARGER = {
     f"{f}/{s}": GRID.next_larger(f, s) for f in GRID.families() for s in GRID.adapted(f)
 }
 REPORT_TARGETS = [*TABLES.values(), *FIGURES, f"{R}/tables/corpus_validation.csv"]
-
-
-# --- cluster resources (medadapt.cluster, unit-tested) -------------------------------------------
-def gpu_resources(kind):
-    """Resources of a GPU job (`kind` train or eval) as per-wildcards functions."""
-    keys = CLUSTER.gpu_resources(
-        kind, GRID.families()[0], GRID.sizes(GRID.families()[0])[0]
-    )
-    return {
-        k: (lambda wc, k=k: CLUSTER.gpu_resources(kind, wc.family, wc.size)[k])
-        for k in keys
-    }
-
-
-def gpu_threads(kind, cpu_default):
-    return lambda wc: CLUSTER.threads(kind, wc.family, wc.size, cpu_default)

@@ -47,8 +47,9 @@ rule corpus_annotate:
     threads: 2
     resources:
         **CLUSTER.corpus_resources(
-            config["corpus"]["annotator"]["tensor_parallel_size"], runtime=720
+            config["corpus"]["annotator"]["tensor_parallel_size"]
         ),
+        runtime=720,
     params:
         chunk=lambda wc: int(wc.chunk),
         n_chunks=config["corpus"]["annotator"]["chunks"],
@@ -70,7 +71,8 @@ rule corpus_classifier:
         "../envs/train.yaml"
     threads: 2
     resources:
-        **CLUSTER.corpus_resources(1, runtime=720),
+        **CLUSTER.corpus_resources(1),
+        runtime=720,
     params:
         classifier=config["corpus"]["classifier"],
         seed=config["seed"],
@@ -90,7 +92,8 @@ rule corpus_classify:
         "../envs/train.yaml"
     threads: 1
     resources:
-        **CLUSTER.corpus_resources(1, runtime=240),
+        **CLUSTER.corpus_resources(1),
+        runtime=240,
     params:
         batch_size=config["corpus"]["classify"]["batch_size"],
         max_length=config["corpus"]["classify"]["max_length"],

@@ -64,9 +64,9 @@ rule mcqa:
         ckpt=r"base|c\d\d|raw-c\d\d",
     conda:
         "../envs/mcqa.yaml"
-    threads: gpu_threads("eval", 1)
+    threads: lambda wc: CLUSTER.threads("eval", wc.family, wc.size)
     resources:
-        **gpu_resources("eval"),
+        **CLUSTER.by_wildcards("eval"),
         runtime=240,
     params:
         tasks=config["mcqa"]["tasks"],
@@ -94,9 +94,9 @@ rule generate:
         ckpt=r"base|c\d\d",
     conda:
         "../envs/vllm.yaml"
-    threads: gpu_threads("eval", 1)
+    threads: lambda wc: CLUSTER.threads("eval", wc.family, wc.size)
     resources:
-        **gpu_resources("eval"),
+        **CLUSTER.by_wildcards("eval"),
         runtime=120,
     params:
         max_model_len=config["generate"]["max_model_len"],
@@ -108,6 +108,6 @@ rule generate:
         chat_template_kwargs=lambda wc: config["families"][wc.family][
             "chat_template_kwargs"
         ],
-        tensor_parallel_size=lambda wc: CLUSTER.eval_tensor_parallel(wc.family, wc.size),
+        tensor_parallel_size=eval_tensor_parallel,
     script:
         ENTRY

@@ -12,10 +12,9 @@ rule pack:
         log("data/{family}/pack"),
     conda:
         "../envs/data.yaml"
-    threads: lambda wc: CLUSTER.pack_threads(wc.family)
+    threads: lambda wc: CLUSTER.threads("pack", wc.family)
     resources:
-        slurm_partition=CLUSTER.cpu_partition(),
-        mem_mb=lambda wc: CLUSTER.pack_mem_mb(wc.family),
+        **CLUSTER.by_wildcards("pack"),
         runtime=720,
     params:
         seq_len=config["train"]["seq_len"],
@@ -30,25 +29,30 @@ rule train:
         model=model_dir("{family}", "{size}", "base"),
         packed=f"{R}/data/{{family}}/packed",
     output:
-        ckpts=[directory(model_dir("{family}", "{size}", f"raw-{c}")) for c in CKPTS],
+        # the log first: provenance goes beside the first output
         log_csv=f"{R}/train/{{family}}/{{size}}/checkpoints.csv",
+        ckpts=[directory(model_dir("{family}", "{size}", f"raw-{c}")) for c in CKPTS],
     log:
         log("train/{family}/{size}"),
     conda:
         "../envs/train.yaml"
-    threads: gpu_threads("train", 2)
+    threads: lambda wc: CLUSTER.threads("train", wc.family, wc.size)
     resources:
-        **gpu_resources("train"),
+        **CLUSTER.by_wildcards("train"),
         runtime=2880,
     params:
-        launch=lambda wc: CLUSTER.train_launch(wc.family, wc.size, PYTHON, ENTRY),
+        launch=lambda wc: f"{CLUSTER.launch_command(wc.family, wc.size, PYTHON)} {ENTRY}",
         job=stage_job(
+            per_process=lambda wc, threads: CLUSTER.omp_threads(
+                wc.family, wc.size, threads
+            ),
             train=config["train"],
             seed=config["seed"],
             per_device_batch_size=lambda wc: per_device_batch_size(
                 config, wc.family, wc.size
             ),
-            meta=lambda wc: {"family": wc.family, "size": wc.size},
+            family=lambda wc: wc.family,
+            size=lambda wc: wc.size,
         ),
     shell:
         "{params.launch} stage train --job {params.job:q} --log {log:q} >> {log:q} 2>&1"
@@ -68,7 +72,7 @@ rule merge:
         "../envs/merge.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc: CLUSTER.merge_mem_mb(wc.family),
+        **CLUSTER.by_wildcards("merge"),
     params:
         t=config["merge"]["t"],
         dtype=config["merge"]["dtype"],

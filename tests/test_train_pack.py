@@ -23,7 +23,7 @@ def corpus(tmp_path_factory, german_texts):
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory, corpus, tiny_tokenizer):
     out = tmp_path_factory.mktemp("packed") / "qwen"
-    stats = pack(corpus[0], tiny_tokenizer, SEQ, str(out), num_proc=1, seed=3)
+    stats = pack(corpus[0], tiny_tokenizer, SEQ, str(out), threads=1, seed=3)
     return str(out), stats
 
 
@@ -48,11 +48,11 @@ def test_documents_are_separated_by_eos(packed, corpus, tiny_tokenizer):
 
 
 def test_seed_shuffles_documents_deterministically(tmp_path, corpus, tiny_tokenizer, packed):
-    again = pack(corpus[0], tiny_tokenizer, SEQ, str(tmp_path / "a"), num_proc=2, seed=3)
-    other = pack(corpus[0], tiny_tokenizer, SEQ, str(tmp_path / "b"), num_proc=1, seed=4)
+    again = pack(corpus[0], tiny_tokenizer, SEQ, str(tmp_path / "a"), threads=2, seed=3)
+    other = pack(corpus[0], tiny_tokenizer, SEQ, str(tmp_path / "b"), threads=1, seed=4)
     first = load_from_disk(packed[0])["input_ids"]
     assert again["blocks"] == other["blocks"] == packed[1]["blocks"]
-    assert load_from_disk(str(tmp_path / "a"))["input_ids"] == first  # num_proc does not change the order
+    assert load_from_disk(str(tmp_path / "a"))["input_ids"] == first  # the process count does not change the order
     assert load_from_disk(str(tmp_path / "b"))["input_ids"] != first
 
 
@@ -60,7 +60,7 @@ def test_missing_text_column_is_named(tmp_path, tiny_tokenizer):
     bad = tmp_path / "bad.parquet"
     pl.DataFrame({"body": ["Hallo Welt"]}).write_parquet(bad)
     with pytest.raises(ValueError, match=r"bad\.parquet.*no 'text' column"):
-        pack(str(bad), tiny_tokenizer, SEQ, str(tmp_path / "out"))
+        pack(str(bad), tiny_tokenizer, SEQ, str(tmp_path / "out"), seed=0)
     assert not (tmp_path / "out").exists()
 
 
@@ -68,5 +68,5 @@ def test_corpus_shorter_than_one_block(tmp_path, tiny_tokenizer):
     short = tmp_path / "short.parquet"
     pl.DataFrame({"text": ["Fieber."]}).write_parquet(short)
     with pytest.raises(ValueError, match="no block of 4096 tokens"):
-        pack(str(short), tiny_tokenizer, 4096, str(tmp_path / "out"))
+        pack(str(short), tiny_tokenizer, 4096, str(tmp_path / "out"), seed=0)
     assert [p.name for p in tmp_path.iterdir()] == ["short.parquet"]  # no output, no cache left behind

@@ -55,17 +55,16 @@ def _load_corpus(corpus: str | list[str], cache_dir: str):
     return ds.select_columns(["text"])
 
 
-def pack(corpus: str | list[str], tokenizer_dir: str, seq_len: int, out_dir: str,
-         num_proc: int = 1, seed: int = 0) -> dict:
-    """Tokenize `corpus` (parquet, column `text`) and save blocks of `seq_len` token ids to `out_dir`.
+def pack(corpus: str | list[str], tokenizer_dir: str, seq_len: int, out_dir: str, *, seed: int,
+         threads: int = 1) -> dict:
+    """Tokenize `corpus` (parquet, column `text`) and save blocks of `seq_len` (train.seq_len) token
+    ids to `out_dir`; documents are shuffled with `seed` first; `threads` tokenizer processes.
 
     Writes `out_dir` (datasets save_to_disk, column input_ids) and `out_dir/stats.json`.
     """
     from datasets import Dataset, Features, Sequence, Value
     from transformers import AutoTokenizer
 
-    if seq_len < 2:
-        raise ValueError(f"train.seq_len: expected >= 2, got {seq_len}")
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     if not tokenizer.is_fast:
         raise ValueError(f"{tokenizer_dir}: a fast tokenizer (tokenizer.json) is required")
@@ -78,7 +77,7 @@ def pack(corpus: str | list[str], tokenizer_dir: str, seq_len: int, out_dir: str
         docs = _load_corpus(corpus, cache).shuffle(seed=seed)
         tokenized = docs.map(
             _tokenize_fn(tokenizer, tokenizer.bos_token_id, tokenizer.eos_token_id),
-            batched=True, num_proc=_procs(num_proc, len(docs)),
+            batched=True, num_proc=_procs(threads, len(docs)),
             remove_columns=["text"], features=Features({"input_ids": Sequence(Value("int32"))}),
             desc="tokenize")
         n_tokens = _count_tokens(tokenized)
@@ -93,16 +92,16 @@ def pack(corpus: str | list[str], tokenizer_dir: str, seq_len: int, out_dir: str
                  "tokenizer": str(tokenizer_dir), "vocab_size": len(tokenizer),
                  "eos_token": tokenizer.eos_token, "bos_token": tokenizer.bos_token, "seed": seed}
         with atomic_path(out_dir) as tmp:
-            packed.save_to_disk(str(tmp), num_proc=_procs(num_proc, len(packed)))
+            packed.save_to_disk(str(tmp), num_proc=_procs(threads, len(packed)))
             write_json(tmp / "stats.json", stats)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     return stats
 
 
-def _procs(num_proc: int, rows: int) -> int | None:
+def _procs(threads: int, rows: int) -> int | None:
     """datasets starts a (spawn) pool for any num_proc >= 1; None keeps small or serial work in-process."""
-    n = min(int(num_proc or 1), rows)
+    n = min(int(threads or 1), rows)
     return n if n > 1 else None
 
 

@@ -1,65 +1,62 @@
-"""CPT: plan resolution and errors (fast), and a real tiny training run with 3 checkpoints (slow)."""
+"""CPT trainer: errors caught before the model loads (fast), a real tiny training run with 3
+checkpoints, and the same run as 2 DDP processes started by the cluster's launch command (slow)."""
+import copy
 import json
+import os
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from medadapt.train.cpt import gradient_accumulation, make_plan, resolve_hp, train, window_mean_loss
+from medadapt.cluster import Cluster
+from medadapt.config import load, resolve
+from medadapt.train.trainer import train
 
-HP = {"effective_batch_size": 4, "per_device_batch_size": 2, "learning_rate": 1e-3, "weight_decay": 0.1,
-      "warmup_ratio": 0.1, "checkpoints": {"count": 3, "first_fraction": 0.3}, "seed": 0}
+ROOT = Path(__file__).resolve().parents[1]
 SEQ = 32
+# A resolved `train:` block, as the workflow passes it (every key the schema defines or defaults).
+TRAIN = {"effective_batch_size": 4, "per_device_batch_size": 2, "seq_len": SEQ, "learning_rate": 1e-3,
+         "weight_decay": 0.1, "warmup_ratio": 0.1, "lr_scheduler": "cosine", "optim": "adamw_torch", "epochs": 1,
+         "bf16": False, "gradient_checkpointing": False, "fsdp": "", "fsdp_config": None,
+         "attn_implementation": None, "logging_steps": 1, "dataloader_num_workers": 0,
+         "checkpoints": {"count": 3, "first_fraction": 0.3}}
+RUN = {"seed": 0, "per_device_batch_size": 2, "family": "tiny", "size": "s"}
 
 
-def test_gradient_accumulation_must_divide():
-    assert gradient_accumulation(128, 4, 8) == 4
-    with pytest.raises(ValueError, match=r"128 is not a multiple of per_device_batch_size 3 x world size 8 = 24"):
-        gradient_accumulation(128, 3, 8)
+def test_train_block_is_a_schema_train_block():
+    """The keys the trainer reads are the schema's: a config with this block validates."""
+    config = load(ROOT / "config" / "demo.yaml")
+    config["train"] = copy.deepcopy(TRAIN)
+    resolve(config)
 
 
-@pytest.mark.parametrize("change,msg", [({"epochs": 2}, "train.epochs"), ({"warmup": 0.1}, "unknown key.*warmup"),
-                                        ({"checkpoints": {"count": 3}}, "train.checkpoints"),
-                                        ({"warmup_ratio": 1.0}, "train.warmup_ratio")])
-def test_bad_hp_is_named(change, msg):
-    with pytest.raises(ValueError, match=msg):
-        resolve_hp(HP | change)
+def _run(packed, root, train_block=TRAIN, n=3, **kw):
+    return train(model=kw.pop("model"), packed=packed, ckpts=[str(root / f"c{i}") for i in range(n)],
+                 log_csv=str(root / "log.csv"), train=train_block, **(RUN | kw))
 
 
-def test_missing_hp_is_named():
-    with pytest.raises(ValueError, match=r"missing key\(s\) \['learning_rate'\]"):
-        resolve_hp({k: v for k, v in HP.items() if k != "learning_rate"})
-
-
-def test_plan_defaults_table1_and_steps():
-    hp = resolve_hp(HP | {"effective_batch_size": 128, "per_device_batch_size": 4})
-    assert (hp["optim"], hp["lr_scheduler"], hp["epochs"]) == ("adamw_torch", "cosine", 1)
-    plan = make_plan(blocks=128 * 1000 + 127, seq_len=4096, hp=hp, world_size=8)
-    assert plan.total_steps == 1000 and plan.grad_accum == 4 and plan.steps[-1] == 1000
-    assert plan.tokens(1000) == 1000 * 128 * 4096 and plan.names == ["c01", "c02", "c03"]
-
-
-def test_plan_too_few_blocks_names_the_data():
-    with pytest.raises(ValueError, match=r"packed/qwen: 11 blocks .* give 2 optimizer steps .* 3 checkpoints"):
-        make_plan(11, SEQ, resolve_hp(HP), 1, "packed/qwen")
-
-
-def test_window_mean_loss_weights_each_log_by_its_steps():
-    history = [{"step": 1, "loss": 4.0}, {"step": 3, "loss": 3.0}, {"step": 4, "loss": 1.0},
-               {"step": 4, "train_loss": 9.9}]
-    assert window_mean_loss(history, [1, 4]) == [4.0, pytest.approx((3.0 * 2 + 1.0) / 3)]
-
-
-def test_packed_seq_len_must_match_hp(tmp_path, tiny_lm, packed_tiny):
+def test_packed_seq_len_must_match_train_block(tmp_path, tiny_lm, packed_tiny):
     with pytest.raises(ValueError, match=r"packed with seq_len 32, train.seq_len is 64"):
-        train(tiny_lm, packed_tiny, [str(tmp_path / f"c{i}") for i in range(3)], str(tmp_path / "log.csv"),
-              HP | {"seq_len": 64})
+        _run(packed_tiny, tmp_path, TRAIN | {"seq_len": 64}, model=tiny_lm)
 
 
 def test_world_size_checked_before_loading(tmp_path, monkeypatch, tiny_lm, packed_tiny):
     monkeypatch.setenv("WORLD_SIZE", "3")
     with pytest.raises(ValueError, match="world size 3"):
-        train(tiny_lm, packed_tiny, [str(tmp_path / f"c{i}") for i in range(3)], str(tmp_path / "log.csv"), HP)
+        _run(packed_tiny, tmp_path, model=tiny_lm)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("change,n,msg", [
+    ({}, 2, r"2 checkpoint directories for train.checkpoints.count 3"),
+    ({"fsdp": "full_shard", "fsdp_config": {"state_dict_type": "SHARDED_STATE_DICT"}}, 3, "FULL_STATE_DICT"),
+])
+def test_config_errors_before_loading(tmp_path, tiny_lm, packed_tiny, change, n, msg):
+    with pytest.raises(ValueError, match=msg):
+        _run(packed_tiny, tmp_path, TRAIN | change, n, model=tiny_lm)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -78,9 +75,9 @@ def trained(tmp_path_factory, tiny_lm, packed_tiny):
     root = tmp_path_factory.mktemp("trained")
     outs = [str(root / "models" / f"raw-c{i:02d}") for i in (1, 2, 3)]
     log = root / "train" / "checkpoints.csv"
-    # the config's keys as rules/train.smk passes them; FSDP is skipped for a single process
-    hp = HP | {"seq_len": SEQ, "fsdp": "full_shard auto_wrap", "lr_scheduler": "cosine", "bf16": True}
-    summary = train(tiny_lm, packed_tiny, outs, str(log), hp, meta={"family": "tiny", "size": "s"})
+    # the paper's settings where they apply on a CPU: FSDP is skipped for one process, bf16 without a GPU
+    block = TRAIN | {"fsdp": "full_shard auto_wrap", "bf16": True}
+    summary = train(tiny_lm, packed_tiny, outs, str(log), block, **RUN)
     return root, outs, log, summary
 
 
@@ -107,9 +104,11 @@ def test_train_tiny_lm_three_checkpoints(trained, tiny_lm, packed_tiny):
         assert not torch.equal(w, source["model.layers.0.mlp.up_proj.weight"])
         assert all(not torch.equal(w, other) for other in weights[i + 1:])
     assert sorted(p.name for p in (root / "models").iterdir()) == ["raw-c01", "raw-c02", "raw-c03"]
+    assert (summary["bf16"], summary["fsdp"]) == (False, False)  # no GPU, one process
 
     df = pl.read_csv(log)
     assert df.columns == ["family", "size", "ckpt", "step", "fraction", "tokens", "flops", "train_loss"]
+    assert df["family"].to_list() == ["tiny"] * 3 and df["size"].to_list() == ["s"] * 3
     steps, tokens = df["step"].to_list(), df["tokens"].to_list()
     assert df["ckpt"].to_list() == ["c01", "c02", "c03"]
     assert all(b > a for a, b in zip(steps, steps[1:])) and all(b > a for a, b in zip(tokens, tokens[1:]))
@@ -119,26 +118,32 @@ def test_train_tiny_lm_three_checkpoints(trained, tiny_lm, packed_tiny):
     assert df["train_loss"].is_finite().all()
     history = json.loads(Path(f"{log}.history.json").read_text())
     assert {h["step"] for h in history["log_history"] if "loss" in h} >= set(steps)
+    assert history["train"]["fsdp"] == "full_shard auto_wrap" and history["seed"] == 0
     assert sorted(p.name for p in log.parent.iterdir()) == ["checkpoints.csv", "checkpoints.csv.history.json"]
 
 
 @pytest.mark.slow
 def test_two_process_ddp_matches_single_process(tmp_path, trained, tiny_lm, packed_tiny):
-    """torchrun with 2 CPU processes (gloo), as rules/train.smk launches it: rank 0 saves, and the
+    """Two CPU workers (gloo) started by the launch command a 2-GPU node gets: rank 0 saves, and the
     trajectory does not depend on the world size (same effective batch: 2 ranks x 2 instead of
     1 process x 2 x 2 accumulation)."""
-    import os
-    import subprocess
-    import sys
+    config = load(ROOT / "config" / "demo.yaml")
+    config["platforms"]["nvidia"] = {"partition": None, "gpus_per_node": 2, "cpus_per_gpu": 1, "mem_mb_per_gpu": 0}
+    config["families"]["tiny"] |= {"platform": "nvidia", "train_gpus": {"s": 2}}
+    cluster = Cluster(config)
+    launch = cluster.launch_command("tiny", "s", sys.executable)
+    assert launch == f"{sys.executable} -m torch.distributed.run --standalone --nproc-per-node=2"
 
     outs = [str(tmp_path / f"raw-c{i:02d}") for i in (1, 2, 3)]
     log = tmp_path / "checkpoints.csv"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "medadapt.train.cpt",
-           "--model", tiny_lm, "--packed", packed_tiny, "--out-dirs", *outs, "--log-csv", str(log),
-           "--hp", json.dumps(HP | {"seq_len": SEQ, "fsdp": ""}), "--meta", json.dumps({"family": "tiny", "size": "s"})]
-    env = os.environ | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # the workflow's shell route: <launch> medadapt_entry.py stage train --job JSON (each worker)
+    job = {"input": {"model": tiny_lm, "packed": packed_tiny}, "output": {"log_csv": str(log), "ckpts": outs},
+           "params": {"train": TRAIN, **RUN}, "threads": cluster.omp_threads("tiny", "s", 2)}
+    entry = ROOT / "workflow" / "scripts" / "medadapt_entry.py"
+    proc = subprocess.run([*shlex.split(launch), str(entry), "stage", "train", "--job", json.dumps(job),
+                           "--log", str(tmp_path / "train.log")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:] + (tmp_path / "train.log").read_text()[-3000:]
+    assert json.loads((tmp_path / "checkpoints.csv.provenance.json").read_text())["threads"] == 1
     ddp, single = pl.read_csv(log), pl.read_csv(trained[2])
     assert ddp.drop("train_loss").equals(single.drop("train_loss"))
     assert ddp["train_loss"].to_list() == pytest.approx(single["train_loss"].to_list(), rel=1e-4)
@@ -152,7 +157,7 @@ def test_saved_weights_cast_to_bf16_still_load(tmp_path, tiny_lm):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from medadapt.train.cpt import cast_saved_weights
+    from medadapt.train.trainer import cast_saved_weights
 
     model_dir = tmp_path / "ckpt"
     shutil.copytree(tiny_lm, model_dir)
