@@ -2,7 +2,6 @@
 checkpoints, and the same run as 2 DDP processes started by the cluster's launch command (slow)."""
 import copy
 import json
-import os
 import shlex
 import subprocess
 import sys
