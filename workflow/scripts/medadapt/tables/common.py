@@ -78,6 +78,25 @@ def nonempty(paths: Sequence[PathLike] | Mapping, what: str) -> None:
         raise ValueError(f"{what}: no input files given")
 
 
+def read_csvs(paths: Sequence[PathLike], columns: Sequence[str],
+              what: str) -> list[tuple[PathLike, pl.DataFrame]]:
+    """(path, its `columns`) for each of several stage CSVs, none of them empty."""
+    nonempty(paths, what)
+    out = []
+    for path in paths:
+        df = read_csv(path, columns).select(columns)
+        if df.is_empty():
+            raise ValueError(f"{path}: no rows")
+        out.append((path, df))
+    return out
+
+
+def check_unique(df: pl.DataFrame, keys: Sequence[str], what: str) -> None:
+    dup = df.filter(pl.struct(keys).is_duplicated())
+    if not dup.is_empty():
+        raise ValueError(f"{what}: duplicate rows {dup.select(keys).rows()[:3]}")
+
+
 def keyed(paths: Sequence[PathLike], keys: Sequence[str], fields: Sequence[str],
           what: str) -> dict[tuple[str, ...], str]:
     """Pair stage outputs with the keys the workflow names them by: keys[k] ("a/b/c", one part per

@@ -5,7 +5,7 @@ from typing import Sequence
 
 import polars as pl
 
-from medadapt.tables.common import KEY, PathLike, nonempty, read_csv, size_order, variant_of
+from medadapt.tables.common import KEY, PathLike, check_unique, read_csvs, size_order, variant_of
 
 CHECKPOINT_COLUMNS = ["family", "size", "ckpt", "step", "fraction", "tokens", "flops", "train_loss"]
 
@@ -15,20 +15,14 @@ def compute_table(checkpoint_csvs: Sequence[PathLike]) -> pl.DataFrame:
 
     Every trajectory starts at the source model itself, so the base row is the origin of each curve.
     """
-    nonempty(checkpoint_csvs, "compute table")
     frames = []
-    for path in checkpoint_csvs:
-        df = read_csv(path, CHECKPOINT_COLUMNS).select(CHECKPOINT_COLUMNS)
-        if df.is_empty():
-            raise ValueError(f"{path}: no checkpoint rows")
+    for path, df in read_csvs(checkpoint_csvs, CHECKPOINT_COLUMNS, "compute table"):
         bad = [c for c in df["ckpt"].to_list() if variant_of(c) != "merged"]
         if bad:
             raise ValueError(f"{path}: column ckpt must hold cNN names, got {bad[:3]}")
         frames.append(df.with_columns(pl.col("train_loss").cast(pl.Float64)))
     ckpts = pl.concat(frames)
-    dup = ckpts.filter(pl.struct(KEY).is_duplicated())
-    if not dup.is_empty():
-        raise ValueError(f"compute table: duplicate checkpoints {dup.select(KEY).rows()[:3]}")
+    check_unique(ckpts, KEY, "compute table")
     base = (ckpts.select("family", "size").unique()
             .with_columns(ckpt=pl.lit("base"), step=pl.lit(0, pl.Int64), fraction=pl.lit(0.0),
                           tokens=pl.lit(0, pl.Int64), flops=pl.lit(0.0),
