@@ -103,7 +103,7 @@ class DavidsonFit:
 
     def score(self, i: int, j: int) -> float:
         """Strength share π_i / (π_i + π_j): 0.5 is parity."""
-        return float(1.0 / (1.0 + np.exp(self.log_strengths[j] - self.log_strengths[i])))
+        return float(_share(self.log_strengths, j)[i])
 
 
 def _terms(theta: np.ndarray, eta: float, c: Counts):
@@ -191,7 +191,8 @@ class Bootstrap:
         return np.quantile(values, alpha, axis=0), np.quantile(values, 1 - alpha, axis=0)
 
     def scores(self, i: int, j: int) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(self.log_strengths[:, j] - self.log_strengths[:, i]))
+        """Player i's share against player j in every replicate."""
+        return _share(self.log_strengths, j)[:, i]
 
 
 def bootstrap(i: Sequence[int], j: Sequence[int], outcome: Sequence[float], groups: Sequence, *,
