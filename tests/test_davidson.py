@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from medadapt.davidson import Counts, aggregate, bootstrap, fit_davidson
+from medadapt.davidson import Counts, aggregate, bootstrap, fit_davidson, fit_shares
 
 
 def games(w, t, l, i=0, j=1):
@@ -22,21 +22,21 @@ def simulate(theta, nu, n_games, rng):
 
 
 def test_one_pair_closed_form():
-    fit = fit_davidson(games(30, 10, 20), ridge=0)
+    fit = fit_davidson(games(30, 10, 20), prior_strength=0)
     assert fit.converged
     assert fit.log_strengths[0] - fit.log_strengths[1] == pytest.approx(np.log(30 / 20), abs=1e-6)
     assert fit.nu == pytest.approx(10 / np.sqrt(30 * 20), rel=1e-5)
     assert fit.log_strengths[fit.ref] == 0.0
     # aggregated counts give the same fit as the game list
-    agg = fit_davidson({"i": [0], "j": [1], "wins": [30], "ties": [10], "losses": [20]}, ridge=0)
+    agg = fit_davidson({"i": [0], "j": [1], "wins": [30], "ties": [10], "losses": [20]}, prior_strength=0)
     assert agg.log_strengths == pytest.approx(fit.log_strengths, abs=1e-7)
     assert agg.loglik == pytest.approx(fit.loglik, abs=1e-9)
 
 
-def test_ridge_default_barely_moves_a_regular_fit():
-    plain, ridged = fit_davidson(games(30, 10, 20), ridge=0), fit_davidson(games(30, 10, 20))
-    assert ridged.log_strengths == pytest.approx(plain.log_strengths, abs=1e-5)
-    assert ridged.nu == pytest.approx(plain.nu, rel=1e-5)
+def test_default_prior_barely_moves_a_regular_fit():
+    plain, weak = fit_davidson(games(30, 10, 20), prior_strength=0), fit_davidson(games(30, 10, 20))
+    assert weak.log_strengths == pytest.approx(plain.log_strengths, abs=1e-5)
+    assert weak.nu == pytest.approx(plain.nu, rel=1e-5)
 
 
 def bradley_terry_mm(wins: np.ndarray, iters=20000) -> np.ndarray:
@@ -60,7 +60,7 @@ def test_no_ties_reduces_to_bradley_terry():
 def test_score_and_ties_match_expectations_at_optimum():
     rng = np.random.default_rng(3)
     i, j, y = simulate(np.array([0.0, 0.8, -0.5, 0.3]), 0.7, 3000, rng)
-    fit = fit_davidson((i, j, y), ridge=0)
+    fit = fit_davidson((i, j, y), prior_strength=0)
     n_players = 4
     observed = np.zeros(n_players)
     expected = np.zeros(n_players)
@@ -79,21 +79,21 @@ def test_score_and_ties_match_expectations_at_optimum():
 def test_relabel_and_side_swap_invariance():
     rng = np.random.default_rng(5)
     i, j, y = simulate(np.array([0.0, 0.5, -0.7, 1.1, 0.2]), 0.5, 2000, rng)
-    fit = fit_davidson((i, j, y), ridge=0)
+    fit = fit_davidson((i, j, y), prior_strength=0)
     perm = rng.permutation(5)  # player p is called perm[p] now
-    relabelled = fit_davidson((perm[i], perm[j], y), ridge=0, ref=perm[0])
+    relabelled = fit_davidson((perm[i], perm[j], y), prior_strength=0, ref=perm[0])
     assert relabelled.log_strengths[perm] == pytest.approx(fit.log_strengths, abs=1e-5)
     assert relabelled.nu == pytest.approx(fit.nu, rel=1e-5)
-    swapped = fit_davidson((j, i, 1 - y), ridge=0)
+    swapped = fit_davidson((j, i, 1 - y), prior_strength=0)
     assert swapped.log_strengths == pytest.approx(fit.log_strengths, abs=1e-5)
     assert swapped.loglik == pytest.approx(fit.loglik, abs=1e-6)
     # another reference only shifts all log-strengths
-    other = fit_davidson((i, j, y), ridge=0, ref=3)
+    other = fit_davidson((i, j, y), prior_strength=0, ref=3)
     assert other.log_strengths - other.log_strengths[0] == pytest.approx(fit.log_strengths, abs=1e-5)
 
 
 def test_equal_strengths_tie_probability():
-    fit = fit_davidson(games(25, 14, 25), ridge=0)
+    fit = fit_davidson(games(25, 14, 25), prior_strength=0)
     assert fit.log_strengths[1] == pytest.approx(0.0, abs=1e-7)
     _, p_tie, _ = fit.probs(0, 1)
     assert p_tie == pytest.approx(fit.nu / (2 + fit.nu), rel=1e-9)
@@ -125,7 +125,9 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match="i == j"):
         fit_davidson(([0], [0], [1.0]))
     with pytest.raises(ValueError, match="no ties"):
-        fit_davidson(games(3, 0, 2), ridge=0)
+        fit_davidson(games(3, 0, 2), prior_strength=0)
+    with pytest.raises(ValueError, match="prior strength must be a finite number >= 0"):
+        fit_davidson(games(3, 1, 2), prior_strength=-1.0)
     with pytest.raises(ValueError, match="ref=5"):
         fit_davidson(games(3, 1, 2), ref=5)
 
@@ -155,3 +157,28 @@ def test_bootstrap_is_seeded_and_resamples_whole_groups():
     yy = np.tile([1.0, 0.0], n)
     boot = bootstrap(ii, jj, yy, np.repeat(np.arange(n), 2), n_boot=30, seed=0)
     assert boot.interval(boot.scores(0, 1)) == pytest.approx((0.5, 0.5), abs=1e-6)
+
+
+def test_fit_shares_against_a_reference():
+    rng = np.random.default_rng(4)
+    i, j, y = simulate(np.array([0.0, 0.5, -0.4]), 0.6, 600, rng)
+    groups = np.arange(600) // 3
+    res = fit_shares(i, j, y, groups, ref=2, n_boot=40, seed=5, prior_strength=0)
+    theta = res.fit.log_strengths
+    assert res.share == pytest.approx(1 / (1 + np.exp(theta[2] - theta)), abs=1e-12)
+    assert res.share[2] == 0.5 and res.share.tolist() == [res.fit.score(k, 2) for k in range(3)]
+    # the same replicates as the bootstrap on its own
+    boot = bootstrap(i, j, y, groups, n_boot=40, seed=5, ref=2, prior_strength=0)
+    lo, hi = boot.interval(np.stack([boot.scores(k, 2) for k in range(3)], axis=1))
+    assert res.low == pytest.approx(lo, abs=1e-9) and res.high == pytest.approx(hi, abs=1e-9)
+    assert np.all(res.low <= res.share) and np.all(res.share <= res.high)
+    none = fit_shares(i, j, y, groups, ref=2, n_boot=0, seed=5)
+    assert none.low is None and none.high is None
+
+
+def test_plain_ml_bootstrap_survives_resamples_without_ties():
+    """Two tied games among 40: many resamples have no tie, where ν has no finite maximum; the
+    replicate takes its boundary value (ν ≈ 0) instead of failing."""
+    i, j, y = games(20, 2, 18)
+    boot = bootstrap(i, j, y, np.arange(40), n_boot=60, seed=0, prior_strength=0)
+    assert np.all(np.isfinite(boot.log_strengths)) and boot.nu.min() < 1e-3

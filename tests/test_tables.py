@@ -34,8 +34,10 @@ def accuracy(size_rank: int, ckpt: str, task: int) -> float:
 
 
 def make_inputs(root: Path) -> dict:
-    """Write checkpoints.csv, MCQA JSONs, fit CSVs and judgment parquets under `root`."""
-    out = {"checkpoints": [], "mcqa": [], "fits": [], "judgments": [], "pairs": []}
+    """Write checkpoints.csv, MCQA JSONs, fit CSVs and judgment parquets under `root`, with the keys
+    the workflow passes beside them (mcqa_keys, judgment_keys)."""
+    out = {"checkpoints": [], "mcqa": [], "mcqa_keys": [], "fits": [], "judgments": [],
+           "judgment_keys": [], "pairs": []}
     for family, sizes in FAMILIES.items():
         for rank, size in enumerate(sizes):
             adapted = rank < 2
@@ -57,10 +59,12 @@ def make_inputs(root: Path) -> dict:
                 path.write_text(json.dumps({"model": "x", "family": family, "size": size, "ckpt": ckpt,
                                             "num_fewshot": 1, "tasks": tasks, "mean_acc": 0.0}))
                 out["mcqa"].append(str(path))
+                out["mcqa_keys"].append(f"{family}/{size}/{ckpt}")
             if adapted:
                 for baseline in ("source", "next"):
                     out["fits"].append(_fit(root, family, size, baseline, sizes[rank + 1]))
                     out["judgments"] += _judgments(root, family, size, baseline)
+                    out["judgment_keys"] += [f"{family}/{size}/{c}/{baseline}" for c in CKPTS]
     return out
 
 
@@ -107,9 +111,9 @@ def inputs(tmp_path_factory) -> dict:
 def tables(inputs) -> dict[str, pl.DataFrame]:
     compute = compute_table(inputs["checkpoints"])
     return {"compute": compute,
-            "mcqa": mcqa_table(mcqa_index(inputs["mcqa"]), inputs["pairs"], compute),
+            "mcqa": mcqa_table(mcqa_index(inputs["mcqa"], inputs["mcqa_keys"]), inputs["pairs"], compute),
             "ranking": ranking_table(inputs["fits"], compute),
-            "judgments": judgment_table(judgment_index(inputs["judgments"]))}
+            "judgments": judgment_table(judgment_index(inputs["judgments"], inputs["judgment_keys"]))}
 
 
 def test_compute_table_adds_base_row_at_origin(tables):
@@ -188,22 +192,54 @@ def test_summary_markdown_key_numbers(tables):
     assert "first-shown response wins 0.750" in text
 
 
-def test_write_tables_round_trip(inputs, tmp_path):
+def test_write_tables_round_trip(inputs, tables, tmp_path):
     stats = tmp_path / "corpus_stats.csv"
     pl.DataFrame({"docs": [7_300_000], "tokens": [9_500_000_000]}).write_csv(stats)
     out = {k: str(tmp_path / f"{k}.csv") for k in ("compute", "mcqa", "ranking", "judgments")}
-    # the rule's forms: MCQA keyed by (family, size, ckpt), pairs as {"family/size": next_size}
-    mcqa = {"/".join([*Path(p).parts[-3:-1], Path(p).stem]): p for p in inputs["mcqa"]}
-    pairs = {f"{f}/{s}": n for f, s, n in inputs["pairs"]}
-    res = write_tables(inputs["checkpoints"], mcqa, inputs["fits"], pairs,
+    # The keys come from the workflow, not from the layout: the same files under flat names
+    # (and MCQA JSONs without family/size/ckpt fields) give the same tables.
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    mcqa, judgments = [], []
+    for k, p in enumerate(inputs["mcqa"]):
+        data = json.loads(Path(p).read_text())
+        (flat / f"{k}.json").write_text(json.dumps({"tasks": data["tasks"]}))
+        mcqa.append(str(flat / f"{k}.json"))
+    for k, p in enumerate(inputs["judgments"]):
+        (flat / f"{k}.parquet").write_bytes(Path(p).read_bytes())
+        judgments.append(str(flat / f"{k}.parquet"))
+    pairs = {f"{f}/{s}": n for f, s, n in inputs["pairs"]}  # the rule's form
+    res = write_tables(inputs["checkpoints"], mcqa, inputs["mcqa_keys"], inputs["fits"], pairs,
                        out["compute"], out["mcqa"], out["ranking"], str(tmp_path / "summary.md"),
-                       judgments=inputs["judgments"], out_judgments=out["judgments"],
-                       corpus_stats=str(stats))
-    assert res["compute_rows"] == 16
+                       judgments=judgments, judgment_keys=inputs["judgment_keys"],
+                       out_judgments=out["judgments"], corpus_stats=str(stats))
+    assert res == {"compute_rows": 16, "mcqa_rows": 90, "ranking_rows": 32, "judgment_rows": 24}
     back = read_table(out["mcqa"])
     assert back["size"].dtype == pl.String and back["flops"].dtype == pl.Float64
-    assert back.height == res["mcqa_rows"]
+    assert back.equals(tables["mcqa"])
+    assert read_table(out["ranking"]).equals(tables["ranking"])
+    assert read_table(out["compute"]).equals(tables["compute"])
+    assert pl.read_csv(out["judgments"]).equals(tables["judgments"])
     assert "| 7300000 | 9500000000 |" in (tmp_path / "summary.md").read_text()
+
+
+def test_keys_must_match_the_files(inputs, tmp_path):
+    args = dict(checkpoints=inputs["checkpoints"], fits=inputs["fits"], pairs=inputs["pairs"],
+                out_compute=str(tmp_path / "c.csv"), out_mcqa=str(tmp_path / "m.csv"),
+                out_ranking=str(tmp_path / "r.csv"), out_summary=str(tmp_path / "s.md"))
+    mcqa, keys = inputs["mcqa"], inputs["mcqa_keys"]
+    with pytest.raises(ValueError, match=r"MCQA table: 30 file\(s\) but 29 key\(s\)"):
+        write_tables(mcqa=mcqa, mcqa_keys=keys[:-1], **args)
+    with pytest.raises(ValueError, match=r"key 'qwen3/0.6b' for .*: expected \"family/size/ckpt\""):
+        write_tables(mcqa=mcqa[:1], mcqa_keys=["qwen3/0.6b"], **args)
+    with pytest.raises(ValueError, match="key 'qwen3/0.6b/base' given twice"):
+        write_tables(mcqa=mcqa[:2], mcqa_keys=["qwen3/0.6b/base"] * 2, **args)
+    with pytest.raises(ValueError, match=r"judgment table: 24 file\(s\) but 0 key\(s\)"):
+        write_tables(mcqa=mcqa, mcqa_keys=keys, judgments=inputs["judgments"], **args)
+    with pytest.raises(ValueError, match=r"expected \"family/size/ckpt/baseline\""):
+        judgment_index(inputs["judgments"][:1], ["qwen3/0.6b/c01"])
+    with pytest.raises(ValueError, match="output for judgments was requested"):
+        write_tables(mcqa=mcqa, mcqa_keys=keys, out_judgments=str(tmp_path / "j.csv"), **args)
 
 
 def test_size_key_orders_parameter_counts_then_words():
@@ -219,7 +255,7 @@ def test_errors_name_the_problem(inputs, tmp_path):
     with pytest.raises(ValueError, match=r"checkpoints\.csv: missing column\(s\).*ckpt"):
         compute_table([str(bad)])
     compute = compute_table(inputs["checkpoints"])
-    index = mcqa_index(inputs["mcqa"])
+    index = mcqa_index(inputs["mcqa"], inputs["mcqa_keys"])
     no_source = {k: v for k, v in index.items() if k != ("qwen3", "0.6b", "base")}
     with pytest.raises(ValueError, match=r"source model \(qwen3, 0.6b, base\)"):
         mcqa_table(no_source, inputs["pairs"], compute)
@@ -232,8 +268,8 @@ def test_errors_name_the_problem(inputs, tmp_path):
     empty_json.write_text(json.dumps({"tasks": {}}))
     with pytest.raises(ValueError, match="'tasks' must be a non-empty"):
         mcqa_table({("f", "1b", "base"): str(empty_json)}, [], compute)
-    with pytest.raises(ValueError, match="judgment parquet path|expected a path ending"):
-        judgment_index([str(tmp_path / "judgments.parquet")])
+    with pytest.raises(ValueError, match=r"x\.parquet: cannot read judgment parquet"):
+        judgment_table(judgment_index([str(tmp_path / "x.parquet")], ["f/1b/c01/source"]))
 
 
 def test_g_rel_undefined_for_zero_accuracy_baseline(tmp_path):

@@ -1,53 +1,89 @@
-"""FLOPs = 6·N·D with N = non-embedding parameters reproduces the seed's Table 2 (9.5B tokens)."""
+"""FLOPs = 6·N·D with N = all parameters but the input embedding reproduces the paper's Table 2.
+
+tests/data/hf_configs/ holds the published config.json values of the paper's eight models.
+"""
+import json
+from pathlib import Path
+
 import pytest
-from transformers import Qwen2Config, Qwen3Config
+from transformers import Qwen2Config
 
-from medadapt.train.compute import non_embedding_params, train_flops
+from medadapt.train.compute import (load_config, non_embedding_params, param_counts,
+                                    train_flops)
 
+CONFIGS = Path(__file__).parent / "data" / "hf_configs"
 TOKENS = 9.5e9  # FineMed-de, Qwen2.5 tokenizer
-Q = dict(vocab_size=151936, tie_word_embeddings=True)
-# Published shapes of the Qwen2.5 / Qwen3 models (config.json on the hub) and Table 2's FLOPs.
-TABLE2 = {
-    "qwen2.5-0.5b": (Qwen2Config, dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
-                                       num_attention_heads=14, num_key_value_heads=2, **Q), 2.03e19),
-    "qwen2.5-1.5b": (Qwen2Config, dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-                                       num_attention_heads=12, num_key_value_heads=2, **Q), 7.42e19),
-    "qwen2.5-3b": (Qwen2Config, dict(hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
-                                     num_attention_heads=16, num_key_value_heads=2, **Q), 1.57e20),
-    "qwen2.5-7b": (Qwen2Config, dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                                     num_attention_heads=28, num_key_value_heads=4, vocab_size=152064,
-                                     tie_word_embeddings=False), 4.00e20),
-    "qwen3-0.6b": (Qwen3Config, dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
-                                     num_attention_heads=16, num_key_value_heads=8, head_dim=128, **Q), 2.49e19),
-    "qwen3-8b": (Qwen3Config, dict(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36,
-                                   num_attention_heads=32, num_key_value_heads=8, head_dim=128,
-                                   vocab_size=151936, tie_word_embeddings=False), 4.29e20),
-}
+# Table 2 of the paper: training FLOPs for 9.5B tokens.
+TABLE2 = {"Qwen2.5-0.5B-Instruct": 2.03e19, "Qwen2.5-1.5B-Instruct": 7.42e19,
+          "Qwen2.5-3B-Instruct": 1.57e20, "Qwen2.5-7B-Instruct": 4.00e20,
+          "Qwen3-0.6B": 2.49e19, "Qwen3-1.7B": 7.98e19, "Qwen3-4B": 2.06e20, "Qwen3-8B": 4.29e20}
+# The model cards' parameter counts (billions): total, and non-embedding as the cards count it
+# (without the input embedding and without an untied LM head).
+CARDS = {"Qwen2.5-0.5B-Instruct": (0.49, 0.36), "Qwen2.5-1.5B-Instruct": (1.54, 1.31),
+         "Qwen2.5-3B-Instruct": (3.09, 2.77), "Qwen2.5-7B-Instruct": (7.61, 6.53),
+         "Qwen3-0.6B": (0.6, 0.44), "Qwen3-1.7B": (1.7, 1.4), "Qwen3-4B": (4.0, 3.6),
+         "Qwen3-8B": (8.2, 6.95)}
 
 
 @pytest.mark.parametrize("name", list(TABLE2))
 def test_table2_flops(name):
-    cls, dims, published = TABLE2[name]
-    flops = train_flops(non_embedding_params(cls(**dims)), TOKENS)
-    assert flops == pytest.approx(published, rel=0.01)
+    flops = train_flops(non_embedding_params(CONFIGS / f"{name}.json"), TOKENS)
+    assert flops == pytest.approx(TABLE2[name], rel=0.01)
 
 
-def test_qwen25_05b_counts_tied_head_once():
-    cls, dims, _ = TABLE2["qwen2.5-0.5b"]
-    n = non_embedding_params(cls(**dims))
-    assert n == pytest.approx(358e6, rel=0.005)  # 494M total - 136M embedding (151936 x 896)
-    untied = non_embedding_params(cls(**(dims | {"tie_word_embeddings": False})))
-    assert untied - n == 151936 * 896  # an untied head is real compute and counts
+@pytest.mark.parametrize("name", list(CARDS))
+def test_fixtures_match_the_model_cards(name):
+    config = load_config(CONFIGS / f"{name}.json")
+    total, non_embedding = param_counts(config)
+    embedding = config.vocab_size * config.hidden_size
+    head = 0 if config.tie_word_embeddings else embedding
+    for ours, card in ((total, CARDS[name][0]), (non_embedding - head, CARDS[name][1])):
+        last_digit = 10.0 ** -len(str(card).split(".")[1])  # the card's precision
+        assert abs(ours / 1e9 - card) <= last_digit, (ours, card)
+    assert total - non_embedding == embedding
 
 
-def test_model_instance_and_directory_agree(tiny_lm):
+def test_tied_head_is_the_embedding_untied_head_counts():
+    """By hand: vocab 10, hidden 4, one layer, 2 query heads and 1 key/value head of size 2."""
+    shape = dict(vocab_size=10, hidden_size=4, intermediate_size=6, num_hidden_layers=1,
+                 num_attention_heads=2, num_key_value_heads=1)
+    layer = ((4 * 4 + 4) + 2 * (4 * 2 + 2) + 4 * 4  # q, k, v (with bias), o
+             + 3 * 4 * 6                             # gate, up, down
+             + 2 * 4)                                # two RMSNorms
+    embedding, final_norm, head = 10 * 4, 4, 10 * 4
+    tied = param_counts(Qwen2Config(**shape, tie_word_embeddings=True))
+    untied = param_counts(Qwen2Config(**shape, tie_word_embeddings=False))
+    assert tied == (embedding + layer + final_norm, layer + final_norm) == (180, 140)
+    assert untied == (embedding + layer + final_norm + head, layer + final_norm + head) == (220, 180)
+    assert train_flops(140, 1000) == 6 * 140 * 1000
+
+
+def test_model_instance_directory_and_file_agree(tiny_lm):
     from transformers import AutoConfig, AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(tiny_lm)
     n = non_embedding_params(model)
     assert n == non_embedding_params(tiny_lm) == non_embedding_params(AutoConfig.from_pretrained(tiny_lm))
+    assert n == non_embedding_params(Path(tiny_lm) / "config.json")
     total = sum(p.numel() for p in model.parameters())
     assert n == total - model.get_input_embeddings().weight.numel()
+
+
+def test_load_config_errors_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nope\.json: no such file"):
+        load_config(tmp_path / "nope.json")
+    (tmp_path / "text.json").write_text("hidden_size: 4")
+    with pytest.raises(ValueError, match=r"text\.json: not a JSON file"):
+        load_config(tmp_path / "text.json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="expected a JSON object"):
+        load_config(tmp_path / "list.json")
+    (tmp_path / "untyped.json").write_text(json.dumps({"hidden_size": 4}))
+    with pytest.raises(ValueError, match="no model_type"):
+        load_config(tmp_path / "untyped.json")
+    (tmp_path / "odd.json").write_text(json.dumps({"model_type": "qwen99"}))
+    with pytest.raises(ValueError, match="unknown model_type 'qwen99'"):
+        load_config(tmp_path / "odd.json")
 
 
 def test_rejects_other_objects():

@@ -5,10 +5,11 @@
 Parameters are θ = log π (one player, `ref`, fixed at θ = 0, i.e. π_ref = 1, for identifiability)
 and η = log ν, optimised with scipy's L-BFGS-B on the analytic gradient.
 
-Degenerate data (a player that never loses, or no ties at all) have no finite maximum. A tiny ridge
-prior keeps the fit finite: a Gaussian N(0, 1/ridge) on every free θ and on η, i.e. the penalty
-ridge/2 · (Σθ² + η²) with ridge = 1e-6 by default. Its effect on non-degenerate fits is below
-1e-6 in θ; pass ridge=0 for the plain maximum-likelihood estimate.
+Degenerate data (a player that never loses, or no ties at all) have no finite maximum. A weak
+prior keeps the fit finite: a Gaussian N(0, 1/prior_strength) on every free θ and on η, i.e. the
+penalty prior_strength/2 · (Σθ² + η²), with prior_strength = 1e-6 by default (PRIOR_STRENGTH). Its
+effect on non-degenerate fits is below 1e-6 in θ; prior_strength=0 is the plain maximum-likelihood
+estimate.
 """
 from __future__ import annotations
 
@@ -16,9 +17,8 @@ import dataclasses
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from scipy import optimize
 
-RIDGE = 1e-6
+PRIOR_STRENGTH = 1e-6
 
 
 @dataclasses.dataclass
@@ -84,7 +84,7 @@ def as_counts(games: Any) -> Counts:
 class DavidsonFit:
     log_strengths: np.ndarray  # θ, θ[ref] = 0
     nu: float
-    loglik: float  # log-likelihood at the optimum (without the ridge penalty)
+    loglik: float  # log-likelihood at the optimum (without the prior's penalty)
     converged: bool
     n_iter: int
     message: str
@@ -103,7 +103,7 @@ class DavidsonFit:
 
     def score(self, i: int, j: int) -> float:
         """Strength share π_i / (π_i + π_j): 0.5 is parity."""
-        return float(1.0 / (1.0 + np.exp(self.log_strengths[j] - self.log_strengths[i])))
+        return float(_share(self.log_strengths, j)[i])
 
 
 def _terms(theta: np.ndarray, eta: float, c: Counts):
@@ -119,7 +119,8 @@ def loglik(theta: np.ndarray, eta: float, c: Counts) -> float:
     return float(np.sum(c.wins * si + c.losses * sj + c.ties * h - n * log_d))
 
 
-def _objective(x: np.ndarray, c: Counts, n_players: int, ref: int, ridge: float, scale: float):
+def _objective(x: np.ndarray, c: Counts, n_players: int, ref: int, prior_strength: float,
+               scale: float):
     theta = np.insert(x[:-1], ref, 0.0)
     eta = x[-1]
     si, sj, h, log_d = _terms(theta, eta, c)
@@ -129,16 +130,18 @@ def _objective(x: np.ndarray, c: Counts, n_players: int, ref: int, ridge: float,
     g_theta = (np.bincount(c.i, c.wins + c.ties / 2 - n * (pa + pc / 2), minlength=n_players)
                + np.bincount(c.j, c.losses + c.ties / 2 - n * (pb + pc / 2), minlength=n_players))
     g = np.append(np.delete(g_theta, ref), np.sum(c.ties - n * pc))
-    value = -ll + 0.5 * ridge * float(x @ x)
-    return value / scale, (-g + ridge * x) / scale
+    value = -ll + 0.5 * prior_strength * float(x @ x)
+    return value / scale, (-g + prior_strength * x) / scale
 
 
-def fit_davidson(games: Any, n_players: int | None = None, ref: int = 0, ridge: float = RIDGE,
-                 x0: DavidsonFit | None = None) -> DavidsonFit:
+def fit_davidson(games: Any, n_players: int | None = None, ref: int = 0,
+                 prior_strength: float = PRIOR_STRENGTH, x0: DavidsonFit | None = None) -> DavidsonFit:
     """Maximum-likelihood Davidson fit. Players are 0..n_players-1; θ[ref] = 0 (π_ref = 1).
 
     `games`: (i, j, outcome) arrays with outcome 1 = i wins, 0.5 = tie, 0 = j wins, or aggregated
-    counts (Counts or a mapping i, j, wins, ties, losses). `x0`: a previous fit to start from.
+    counts (Counts or a mapping i, j, wins, ties, losses). `prior_strength`: the precision of the
+    Gaussian prior on θ and log ν (module docstring); 0 = plain maximum likelihood. `x0`: a previous
+    fit to start from.
     """
     c = as_counts(games)
     n_players = max(n_players or 0, c.n_players)
@@ -146,14 +149,28 @@ def fit_davidson(games: Any, n_players: int | None = None, ref: int = 0, ridge: 
         raise ValueError("davidson: need at least two players")
     if not 0 <= ref < n_players:
         raise ValueError(f"davidson: ref={ref} is not a player index (0..{n_players - 1})")
-    total = float(np.sum(c.wins + c.ties + c.losses))
-    if total == 0:
+    if float(np.sum(c.wins + c.ties + c.losses)) == 0:
         raise ValueError("davidson: no games")
-    if ridge == 0 and (np.sum(c.ties) == 0):
-        raise ValueError("davidson: no ties, so ν has no finite MLE; use ridge > 0")
+    if prior_strength < 0 or not np.isfinite(prior_strength):
+        raise ValueError(f"davidson: prior strength must be a finite number >= 0, got {prior_strength}")
+    if prior_strength == 0 and (np.sum(c.ties) == 0):
+        raise ValueError("davidson: no ties, so ν has no finite maximum-likelihood estimate; "
+                         "use a prior strength > 0")
+    return _optimize(c, n_players, ref, prior_strength, x0)
+
+
+def _optimize(c: Counts, n_players: int, ref: int, prior_strength: float,
+              x0: DavidsonFit | None) -> DavidsonFit:
+    """The fit itself, on checked input. Without a prior, data with no finite maximum (a resample
+    without ties) end where the gradient vanishes numerically: at the boundary, e.g. ν ≈ 0."""
+    # Imported here: scipy.optimize takes about a second to import, and the `medadapt` command line
+    # reads this module's constants for every subcommand's --help.
+    from scipy import optimize
+
+    total = float(np.sum(c.wins + c.ties + c.losses))
     start = (np.append(np.delete(x0.log_strengths, ref), np.log(x0.nu)) if x0 is not None
              else np.zeros(n_players))
-    res = optimize.minimize(_objective, start, args=(c, n_players, ref, ridge, total), jac=True,
+    res = optimize.minimize(_objective, start, args=(c, n_players, ref, prior_strength, total), jac=True,
                             method="L-BFGS-B",
                             options={"maxiter": 20000, "ftol": 1e-15, "gtol": 1e-11})
     theta = np.insert(res.x[:-1], ref, 0.0)
@@ -174,18 +191,20 @@ class Bootstrap:
         return np.quantile(values, alpha, axis=0), np.quantile(values, 1 - alpha, axis=0)
 
     def scores(self, i: int, j: int) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(self.log_strengths[:, j] - self.log_strengths[:, i]))
+        """Player i's share against player j in every replicate."""
+        return _share(self.log_strengths, j)[:, i]
 
 
-def bootstrap(i: Sequence[int], j: Sequence[int], outcome: Sequence[float], groups: Sequence,
-              n_boot: int = 1000, seed: int = 0, n_players: int | None = None, ref: int = 0,
-              ridge: float = RIDGE) -> Bootstrap:
+def bootstrap(i: Sequence[int], j: Sequence[int], outcome: Sequence[float], groups: Sequence, *,
+              n_boot: int, seed: int, n_players: int | None = None, ref: int = 0,
+              prior_strength: float = PRIOR_STRENGTH, full_fit: DavidsonFit | None = None) -> Bootstrap:
     """Refit on `n_boot` resamples of whole groups (e.g. prompts: both orders of a prompt, and all
-    its games against every player, stay together). Seeded; each refit starts at the full fit."""
+    its games against every player, stay together). Seeded; each refit starts at the full fit
+    (`full_fit` when the caller has it, with the same players, ref and prior; else fitted here)."""
     i, j, y = np.asarray(i, np.int64), np.asarray(j, np.int64), np.asarray(outcome, float)
     full = aggregate(i, j, y)
     n_players = max(n_players or 0, full.n_players)
-    base_fit = fit_davidson(full, n_players, ref, ridge)
+    base_fit = full_fit if full_fit is not None else fit_davidson(full, n_players, ref, prior_strength)
     _, g = np.unique(np.asarray(groups), return_inverse=True)
     g = g.ravel()
     pairs, p = np.unique(np.stack([i, j], axis=1), axis=0, return_inverse=True)
@@ -199,7 +218,38 @@ def bootstrap(i: Sequence[int], j: Sequence[int], outcome: Sequence[float], grou
     for b in range(n_boot):
         weights = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)
         w = np.tensordot(weights, table, axes=1)
-        fit = fit_davidson(Counts(pairs[:, 0], pairs[:, 1], w[:, 0], w[:, 1], w[:, 2]),
-                           n_players, ref, ridge, x0=base_fit)
+        # A resample may lack ties or losses that the full data had: with prior_strength 0 its
+        # estimate is a boundary value, which the percentile interval takes as it is.
+        fit = _optimize(Counts(pairs[:, 0], pairs[:, 1], w[:, 0], w[:, 1], w[:, 2]),
+                        n_players, ref, prior_strength, x0=base_fit)
         thetas[b], nus[b] = fit.log_strengths, fit.nu
     return Bootstrap(thetas, nus)
+
+
+def _share(log_strengths: np.ndarray, ref: int) -> np.ndarray:
+    """π_k / (π_k + π_ref) for every player k (last axis), from log-strengths."""
+    return 1.0 / (1.0 + np.exp(log_strengths[..., [ref]] - log_strengths))
+
+
+@dataclasses.dataclass
+class Shares:
+    """Every player's strength share against one reference, with its percentile interval."""
+    fit: DavidsonFit
+    share: np.ndarray  # π_k / (π_k + π_ref); the reference's own is 0.5
+    low: np.ndarray | None  # None without a bootstrap
+    high: np.ndarray | None
+
+
+def fit_shares(i: Sequence[int], j: Sequence[int], outcome: Sequence[float], groups: Sequence, *,
+               ref: int, n_boot: int, seed: int, n_players: int | None = None,
+               prior_strength: float = PRIOR_STRENGTH, level: float = 0.95) -> Shares:
+    """One Davidson fit of all games, each player's share against `ref`, and (n_boot > 0) its
+    percentile bootstrap interval over resampled groups (see `bootstrap`)."""
+    fit = fit_davidson((i, j, outcome), n_players, ref, prior_strength)
+    low = high = None
+    if n_boot > 0:
+        boot = bootstrap(i, j, outcome, groups, n_boot=n_boot, seed=seed,
+                         n_players=len(fit.log_strengths), ref=ref, prior_strength=prior_strength,
+                         full_fit=fit)
+        low, high = boot.interval(_share(boot.log_strengths, ref), level)
+    return Shares(fit, _share(fit.log_strengths, ref), low, high)

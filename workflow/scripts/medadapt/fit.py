@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from medadapt.davidson import bootstrap, fit_davidson
+from medadapt.davidson import fit_shares
 from medadapt.io import write_table
 
 OUTCOME_VALUE = {"win": 1.0, "tie": 0.5, "loss": 0.0}
@@ -37,9 +37,10 @@ def load_judgments(path: str) -> tuple[pl.DataFrame, int]:
 
 
 def fit_comparison(judgments: list[str], out: str, family: str, size: str, baseline: str,
-                   baseline_model: str, ckpts: list[str], n_boot: int = 1000,
-                   seed: int = 0) -> dict[str, Any]:
-    """Write the fit CSV (one row per ckpt, in the order given); `judgments[k]` belongs to `ckpts[k]`."""
+                   baseline_model: str, ckpts: list[str], n_boot: int, seed: int) -> dict[str, Any]:
+    """Write the fit CSV (one row per ckpt, in the order given); `judgments[k]` belongs to `ckpts[k]`.
+
+    `n_boot` (config fit.n_boot): bootstrap replicates, 0 = no interval; `seed` (config seed)."""
     if len(judgments) != len(ckpts):
         raise ValueError(f"fit: {len(judgments)} judgment files for {len(ckpts)} checkpoints")
     if len(set(ckpts)) != len(ckpts):
@@ -57,20 +58,15 @@ def fit_comparison(judgments: list[str], out: str, family: str, size: str, basel
         if dropped[ckpt]:
             print(f"[fit] {path}: dropped {dropped[ckpt]} prompt(s) with a failed judgment", flush=True)
     i, j, y = np.array(i), np.zeros(len(i), dtype=np.int64), np.array(y)
-    n_players = len(ckpts) + 1
-    fit = fit_davidson((i, j, y), n_players=n_players, ref=0)
+    res = fit_shares(i, j, y, groups, ref=0, n_boot=n_boot, seed=seed, n_players=len(ckpts) + 1)
+    fit = res.fit
     if not fit.converged:
         print(f"[fit] warning: Davidson fit did not converge: {fit.message}", flush=True)
-    lo = hi = np.full(n_players, np.nan)  # n_boot = 0: no interval (empty cells)
-    if n_boot > 0:
-        boot = bootstrap(i, j, y, groups, n_boot=n_boot, seed=seed, n_players=n_players, ref=0)
-        scores = 1.0 / (1.0 + np.exp(-boot.log_strengths))  # π_c/(π_c+π_bl) with π_bl = 1
-        lo, hi = boot.interval(scores)
     rows = [{"family": family, "size": size, "baseline": baseline, "baseline_model": baseline_model,
              "ckpt": ckpt, "wins": c["win"], "ties": c["tie"], "losses": c["loss"],
-             "strength": float(fit.strengths[k]), "score": fit.score(k, 0),
-             "score_lo": float(lo[k]) if n_boot > 0 else None,
-             "score_hi": float(hi[k]) if n_boot > 0 else None, "nu": fit.nu}
+             "strength": float(fit.strengths[k]), "score": float(res.share[k]),
+             "score_lo": float(res.low[k]) if res.low is not None else None,
+             "score_hi": float(res.high[k]) if res.high is not None else None, "nu": fit.nu}
             for k, (ckpt, c) in enumerate(zip(ckpts, counts), start=1)]
     write_table(out, pl.DataFrame(rows, schema_overrides={"score_lo": pl.Float64,
                                                           "score_hi": pl.Float64}))

@@ -1,14 +1,21 @@
-"""Result tables of the study and the Markdown summary for the report (see tables/core.py)."""
+"""Result tables of the study and the Markdown summary for the report.
+
+One module per table (compute, mcqa, rankings, judgments; summary.md in summary), the shared keys,
+dtypes and readers in common. Every function is pure over explicit paths and keys, so the tables are
+reproducible outside Snakemake. `tokens` and `flops` are joined from the compute table so every
+result can be placed on either x axis.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Mapping, Sequence
 
-
 from medadapt.io import atomic_path, write_table
-from medadapt.tables.core import (compute_table, judgment_index, judgment_table, mcqa_index,
-                                  mcqa_table, ranking_table, read_table, size_key, sorted_sizes,
-                                  variant_of)
+from medadapt.tables.common import read_table, size_key, sorted_sizes, variant_of
+from medadapt.tables.compute import compute_table
+from medadapt.tables.judgments import judgment_index, judgment_table
+from medadapt.tables.mcqa import mcqa_index, mcqa_table
+from medadapt.tables.rankings import ranking_table
 from medadapt.tables.summary import fmt_count, fmt_sci, markdown_table, summary_markdown
 
 __all__ = ["compute_table", "mcqa_table", "ranking_table", "judgment_table", "mcqa_index",
@@ -30,24 +37,23 @@ def _pairs(pairs: Sequence[Sequence[str | None]] | Mapping[str, str | None]) -> 
     return [tuple(p) for p in pairs]
 
 
-def write_tables(checkpoints: Sequence[str], mcqa: Sequence[str] | Mapping[str | tuple, str],
+def write_tables(checkpoints: Sequence[str], mcqa: Sequence[str], mcqa_keys: Sequence[str],
                  fits: Sequence[str], pairs: Sequence[Sequence[str | None]] | Mapping[str, str | None],
-                 out_compute: str, out_mcqa: str,
-                 out_ranking: str, out_summary: str, judgments: Sequence[str] = (),
+                 out_compute: str, out_mcqa: str, out_ranking: str, out_summary: str,
+                 judgments: Sequence[str] = (), judgment_keys: Sequence[str] = (),
                  out_judgments: str | None = None, corpus_stats: str | None = None,
                  corpus_validation: str | None = None) -> dict:
     """Stage `tables`: build every result table from the stage outputs, write CSVs + summary.md.
 
-    `mcqa`: JSON paths (keyed by their family/size/ckpt fields) or {"family/size/ckpt": path}
-    (tuples as keys work too).
+    `mcqa`: MCQA JSON paths; `mcqa_keys`: "family/size/ckpt" of each, in the same order.
+    `judgments`: judgment parquets; `judgment_keys`: "family/size/ckpt/baseline" of each.
     `pairs`: (family, size, next_size) per adapted size, or {"family/size": next_size}.
     """
     compute = compute_table(_paths(checkpoints))
-    index = ({(tuple(k.split("/")) if isinstance(k, str) else tuple(k)): str(v) for k, v in mcqa.items()}
-             if isinstance(mcqa, Mapping) else mcqa_index(_paths(mcqa)))
-    mcqa_df = mcqa_table(index, _pairs(pairs), compute)
+    mcqa_df = mcqa_table(mcqa_index(_paths(mcqa), _paths(mcqa_keys)), _pairs(pairs), compute)
     ranking = ranking_table(_paths(fits), compute)
-    judged = judgment_table(judgment_index(_paths(judgments))) if _paths(judgments) else None
+    judged = (judgment_table(judgment_index(_paths(judgments), _paths(judgment_keys)))
+              if _paths(judgments) or _paths(judgment_keys) else None)
     if out_judgments and judged is None:
         raise ValueError("tables: an output for judgments was requested but no judgment files given")
     extra = {name: read_table(p) if p else None for name, p in

@@ -9,7 +9,7 @@ import math
 
 import polars as pl
 
-from medadapt.tables.core import sorted_sizes
+from medadapt.tables.common import sorted_sizes
 
 
 def fmt_count(v: float | None) -> str:
