@@ -12,7 +12,7 @@ import pytest
 from medadapt.cli import UsageError
 from medadapt.cli import davidson as davidson_cli
 from medadapt.leaderboard import LEADERBOARD_COLUMNS, default_reference, read_games
-from test_cli_flops import invoke, medadapt, needs_dispatcher
+from test_cli_flops import invoke, medadapt
 
 
 def two_player_csv(path, w=30, t=10, l=20, invalid=3):
@@ -37,7 +37,6 @@ def check_closed_form(table: pl.DataFrame, w=30, t=10, l=20):
     assert (y["wins"], y["ties"], y["losses"]) == (l, t, w)
 
 
-@needs_dispatcher
 def test_two_player_closed_form_through_the_command(tmp_path):
     """The acceptance check: the real command on a CSV, plain maximum likelihood."""
     out = tmp_path / "board.csv"

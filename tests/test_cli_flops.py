@@ -3,7 +3,7 @@ bad input is a usage error (exit code 2).
 
 The in-process tests call the subcommand through its own parser (`add_parser` / `func`); the
 subprocess tests run `python -m medadapt`, so they need the `medadapt` dispatcher
-(medadapt/__main__.py) and are skipped in a tree without it. test_cli_davidson.py uses the helpers.
+(medadapt/__main__.py). test_cli_davidson.py uses the helpers.
 """
 from __future__ import annotations
 
@@ -22,9 +22,6 @@ from medadapt.cli import flops as flops_cli
 from test_train_compute import CONFIGS, TABLE2, TOKENS
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
-needs_dispatcher = pytest.mark.skipif(
-    not (SCRIPTS / "medadapt" / "__main__.py").is_file(),
-    reason="needs the `medadapt` dispatcher (medadapt/__main__.py), not in this tree")
 
 
 def invoke(module, argv: list[str]) -> int:
@@ -46,7 +43,6 @@ def fields(line: str) -> dict[str, str]:
 
 
 @pytest.mark.slow  # eight processes, each importing torch: about a minute on two cores
-@needs_dispatcher
 def test_cli_reproduces_table2_for_all_eight_models():
     """The acceptance check: each model's FLOPs through the real command, within 2 % of Table 2."""
     with ThreadPoolExecutor(max_workers=4) as pool:  # each process spends seconds importing torch
@@ -59,7 +55,6 @@ def test_cli_reproduces_table2_for_all_eight_models():
         assert out["tokens"] == "9500000000"
 
 
-@needs_dispatcher
 def test_cli_usage_error_exit_code(tmp_path):
     run = medadapt("flops", "--config", str(tmp_path / "missing.json"), "--tokens", "1e9")
     assert run.returncode == 2

@@ -23,7 +23,7 @@ REPORT = Path(__file__).resolve().parents[1] / "workflow" / "report"
 def tables(tmp_path_factory) -> dict[str, pl.DataFrame]:
     inputs = make_inputs(tmp_path_factory.mktemp("results"))
     compute = compute_table(inputs["checkpoints"])
-    return {"mcqa": mcqa_table(mcqa_index(inputs["mcqa"]), inputs["pairs"], compute),
+    return {"mcqa": mcqa_table(mcqa_index(inputs["mcqa"], inputs["mcqa_keys"]), inputs["pairs"], compute),
             "ranking": ranking_table(inputs["fits"], compute)}
 
 
@@ -176,10 +176,10 @@ def test_report_captions_render(tmp_path):
 
     inputs = make_inputs(tmp_path / "results")
     summary = tmp_path / "summary.md"
-    write_tables(inputs["checkpoints"], inputs["mcqa"], inputs["fits"], inputs["pairs"],
+    write_tables(inputs["checkpoints"], inputs["mcqa"], inputs["mcqa_keys"], inputs["fits"], inputs["pairs"],
                  str(tmp_path / "c.csv"), str(tmp_path / "m.csv"), str(tmp_path / "r.csv"), str(summary))
     smk = SimpleNamespace(wildcards=SimpleNamespace(family="qwen2.5"),
-                          output=SimpleNamespace(summary=str(summary)))
+                          output=SimpleNamespace(out_summary=str(summary)))
     captions = sorted(REPORT.glob("*.rst"))
     assert {p.stem for p in captions} >= {"trajectories_tokens", "trajectories_flops",
                                           "mcqa_raw_vs_merged", "mcqa_tasks", "win_tie_loss_fig",

@@ -57,6 +57,14 @@ def _check(instance, schema: dict, source: str, prefix: tuple = ()) -> None:
         raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(lines))
 
 
+def schema_default(key: str, schema_path: str | Path = SCHEMA):
+    """The schema's default of a dotted key (e.g. "fit.n_boot"), for tools outside the workflow."""
+    node = load_schema(schema_path)
+    for part in key.split("."):
+        node = node["properties"][part]
+    return node["default"]
+
+
 def resolve(config: dict, source: str = "config", schema_path: str | Path = SCHEMA) -> dict:
     """Validate `config` in place against the schema, fill its defaults, check the grid; return it."""
     _check(config, load_schema(schema_path), source)

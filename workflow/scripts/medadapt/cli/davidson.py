@@ -7,11 +7,12 @@ import math
 from pathlib import Path
 
 from medadapt.cli import UsageError
+from medadapt.config import schema_default
 from medadapt.davidson import PRIOR_STRENGTH
 
-# A standalone command's own defaults (the workflow passes its config's fit.n_boot and seed).
-N_BOOT = 1000
-SEED = 0
+# The workflow's defaults (config/schema.yaml), so the command and a run agree.
+N_BOOT = schema_default("fit.n_boot")
+SEED = schema_default("seed")
 
 DESCRIPTION = """\
 Fit the Davidson (1970) paired-comparison model with ties to a judgments table and write one row
