@@ -24,16 +24,20 @@ class UsageError(ValueError):
     """Bad input on the command line or in a file it names: exit code 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand, or of `command` alone (a worker started by torchrun need not
+    import the other subcommands' modules)."""
     parser = argparse.ArgumentParser(prog="medadapt", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in SUBCOMMANDS:
+    modules = {name.replace("_", "-"): name for name in SUBCOMMANDS}
+    for name in [modules[command]] if command in modules else SUBCOMMANDS:
         importlib.import_module(f"medadapt.cli.{name}").add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
