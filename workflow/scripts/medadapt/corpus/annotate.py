@@ -102,8 +102,7 @@ def truncate_texts(texts: list[str], tokenizer, max_model_len: int, max_tokens: 
     return out, n_cut
 
 
-def _run_vllm(texts: list[str], cfg: dict, cache_dir: str | None, ledger: str | None,
-              context: dict) -> tuple[list[str], int]:
+def _run_vllm(texts: list[str], cfg: dict) -> tuple[list[str], int]:
     with Engine(cfg["model"], max_model_len=cfg["max_model_len"], seed=cfg["seed"],
                 tensor_parallel_size=cfg["tensor_parallel_size"]) as engine:
         texts, n_cut = truncate_texts(texts, engine.tokenizer(), cfg["max_model_len"], cfg["max_tokens"])
@@ -131,9 +130,6 @@ def _run_openai(texts: list[str], cfg: dict, cache_dir: str | None, ledger: str 
     return [r.raw or "" for r in run.results], n_cut
 
 
-BACKENDS = {"vllm": _run_vllm, "openai": _run_openai}
-
-
 def annotate(sample: str, out: str, chunk: int, n_chunks: int, annotator: dict,
              cache_dir: str | None = None, ledger: str | None = None) -> dict:
     """Annotate rows of chunk `chunk`/`n_chunks` of `sample`; write parquet id, label, raw.
@@ -142,15 +138,20 @@ def annotate(sample: str, out: str, chunk: int, n_chunks: int, annotator: dict,
     usage ledger of the openai backend (None: none).
     """
     backend = annotator["backend"]
-    if backend not in BACKENDS:
-        raise ValueError(f"annotator.backend: expected one of {sorted(BACKENDS)}, got {backend!r}")
+    if backend not in ("vllm", "openai"):
+        raise ValueError(f"annotator.backend: expected one of ['openai', 'vllm'], got {backend!r}")
     import pyarrow.parquet as pq
 
     start, stop = chunk_bounds(pq.ParquetFile(sample).metadata.num_rows, chunk, n_chunks)
     df = pl.scan_parquet(sample).select("id", "text").slice(start, stop - start).collect()
-    context = {"sample": sample, "chunk": chunk, "n_chunks": n_chunks, "out": out}
-    raws, n_cut = (BACKENDS[backend](df["text"].to_list(), annotator, cache_dir, ledger, context)
-                   if df.height else ([], 0))
+    texts = df["text"].to_list()
+    if not texts:
+        raws, n_cut = [], 0
+    elif backend == "vllm":
+        raws, n_cut = _run_vllm(texts, annotator)
+    else:
+        context = {"sample": sample, "chunk": chunk, "n_chunks": n_chunks, "out": out}
+        raws, n_cut = _run_openai(texts, annotator, cache_dir, ledger, context)
     labels = [parse_label(r) for r in raws]
     result = pl.DataFrame({"id": df["id"], "label": pl.Series(labels, dtype=pl.Int64),
                            "raw": pl.Series(raws, dtype=pl.String)})
