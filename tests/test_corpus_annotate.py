@@ -1,16 +1,15 @@
-"""LLM annotation: prompt/label helpers, the openai backend against a local protocol server, and the
-vLLM backend on the tiny random chat model (slow)."""
+"""LLM annotation: prompt/label helpers, the openai backend against a local protocol server (see
+test_llm_client), and the vLLM backend on the tiny random chat model (slow)."""
 from __future__ import annotations
 
 import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import polars as pl
 import pytest
+from test_llm_client import FakeOpenAI
 
 from medadapt.corpus.annotate import (PROMPT, SCHEMA, annotate, chunk_bounds, messages_for,
                                       parse_label, truncate_texts)
@@ -63,47 +62,32 @@ def test_truncation_fits_context(tiny_tokenizer):
         truncate_texts(["x"], tok, max_model_len=512, max_tokens=16)
 
 
-class FakeOpenAI(BaseHTTPRequestHandler):
-    """Speaks /v1/chat/completions; answers by keyword, one malformed answer, checks the key."""
-    requests: list[dict] = []
+def label_by_keyword(body) -> str:
+    """The fake annotator: medical by keyword; one document gets a malformed answer."""
+    text = body["messages"][0]["content"]
+    if "Bibliothek" in text:
+        return "kaputt"
+    return json.dumps({"medical": any(w in text for w in ("Patient", "Arzt", "Antibiotika"))})
 
-    def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        FakeOpenAI.requests.append({"auth": self.headers.get("Authorization"), **body})
-        text = body["messages"][0]["content"]
-        if "Bibliothek" in text:
-            content = "kaputt"
-        else:
-            content = json.dumps({"medical": any(w in text for w in ("Patient", "Arzt", "Antibiotika"))})
-        reply = {"id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],
-                 "choices": [{"index": 0, "finish_reason": "stop",
-                              "message": {"role": "assistant", "content": content}}],
-                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
-    def log_message(self, *args):
-        pass
+def annotator_cfg(**over) -> dict:
+    """A resolved corpus.annotator block (every key the schema defines)."""
+    return {"backend": "openai", "model": "judge-x", "base_url": None, "api_key_env": "",
+            "max_model_len": 4096, "max_tokens": 16, "temperature": 0, "seed": 0,
+            "max_concurrency": 3, "tensor_parallel_size": 1, "chunks": 2, **over}
 
 
 @pytest.fixture
 def fake_server():
-    FakeOpenAI.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
+    server = FakeOpenAI(label_by_keyword, models=("judge-x",))
+    yield server
+    server.close()
 
 
-def test_openai_backend(tmp_path, fake_server, monkeypatch, capsys):
+def test_openai_backend(tmp_path, fake_server, monkeypatch, capfd):
     monkeypatch.setenv("TEST_ANNOTATOR_KEY", "sk-secret-123")
     sample = write_sample(tmp_path / "sample.parquet")
-    cfg = {"backend": "openai", "model": "judge-x", "base_url": fake_server, "max_model_len": 4096,
-           "max_tokens": 16, "temperature": 0, "api_key_env": "TEST_ANNOTATOR_KEY", "max_concurrency": 3}
+    cfg = annotator_cfg(base_url=fake_server.base_url, api_key_env="TEST_ANNOTATOR_KEY")
     out = tmp_path / "chunk-1.parquet"
     summary = annotate(sample, str(out), chunk=1, n_chunks=2, annotator=cfg)
     df = pl.read_parquet(out)
@@ -111,16 +95,38 @@ def test_openai_backend(tmp_path, fake_server, monkeypatch, capsys):
     assert df["id"].to_list() == ["d3", "d4", "d5"]  # rows 3..5: the second of two chunks
     assert df["label"].to_list() == [None, 1, 0]
     assert summary["unparseable"] == 1 and summary["medical"] == 1
-    req = FakeOpenAI.requests[0]
-    assert req["auth"] == "Bearer sk-secret-123" and req["temperature"] == 0 and req["max_tokens"] == 16
+    req = fake_server.requests[0]
+    assert fake_server.headers[0]["authorization"] == "Bearer sk-secret-123"
+    assert req["temperature"] == 0 and req["max_tokens"] == 16
     assert req["response_format"]["json_schema"]["schema"] == SCHEMA
-    assert "sk-secret-123" not in capsys.readouterr().out
+    assert "sk-secret-123" not in "".join(capfd.readouterr())
+
+
+def test_openai_backend_cache_ledger_and_retries(tmp_path, fake_server):
+    """Through the LLM client: answers cached, usage in the ledger, the client's retry policy."""
+    sample = write_sample(tmp_path / "sample.parquet")
+    cfg = annotator_cfg(base_url=fake_server.base_url)
+    fake_server.hook = lambda body, n, h: ("status", 429, {"retry-after-ms": "10"},
+                                           {"error": {"message": "slow down"}}) if n == 1 else None
+    cache, ledger = str(tmp_path / "cache"), str(tmp_path / "ledger.jsonl")
+    args = (sample, str(tmp_path / "chunk-0.parquet"), 0, 1, cfg)
+    first = annotate(*args, cache_dir=cache, ledger=ledger)
+    assert len(fake_server.requests) == 7  # six documents and one retried 429
+    assert first["unparseable"] == 1 and first["medical"] == 3 and first["not_medical"] == 2
+    labels = pl.read_parquet(tmp_path / "chunk-0.parquet")["label"].to_list()
+    assert labels == [1, 0, 1, None, 1, 0]
+    # a rerun sends only the document whose answer did not parse
+    second = annotate(*args, cache_dir=cache, ledger=ledger)
+    assert len(fake_server.requests) == 8 and second == first
+    records = [json.loads(x) for x in open(ledger).read().splitlines()]
+    assert [(r["api_calls"], r["cache_hits"], r["unparseable"]) for r in records] == [(6, 0, 1), (1, 5, 1)]
+    assert records[0]["sample"] == sample and records[0]["chunk"] == 0 and records[0]["model"] == "judge-x"
+    assert records[0]["prompt_tokens"] == 600 and records[0]["cost_usd"] is None
 
 
 def test_openai_backend_missing_key(tmp_path, monkeypatch):
     monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
-    cfg = {"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1", "max_model_len": 4096,
-           "max_tokens": 16, "api_key_env": "NO_SUCH_KEY_VAR"}
+    cfg = annotator_cfg(base_url="http://127.0.0.1:9/v1", api_key_env="NO_SUCH_KEY_VAR")
     with pytest.raises(ValueError, match="NO_SUCH_KEY_VAR is not set"):
         annotate(write_sample(tmp_path / "s.parquet"), str(tmp_path / "o.parquet"), 0, 1, cfg)
     with pytest.raises(ValueError, match="annotator.backend"):
@@ -143,7 +149,7 @@ def test_vllm_backend_tiny_model(tmp_path, tiny_lm):
     texts = DOCS[:3] + ["Der Patient klagt über Atemnot. " * 300]  # the last one must be truncated
     sample = write_sample(tmp_path / "sample.parquet", texts)
     out = tmp_path / "chunk-0.parquet"
-    cfg = {"backend": "vllm", "model": tiny_lm, "max_model_len": 1024, "max_tokens": 24, "temperature": 0}
+    cfg = annotator_cfg(backend="vllm", model=tiny_lm, max_model_len=1024, max_tokens=24)
     script = tmp_path / "run.py"
     script.write_text(VLLM_SCRIPT)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}

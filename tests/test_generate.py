@@ -12,6 +12,9 @@ PROMPTS = [
     {"id": "p2", "instruction": "Erkläre die Wirkung von Metformin.", "input": "Kurz, bitte."},
     {"id": "p3", "instruction": "Wann sollte man bei Fieber zum Arzt gehen?"},
 ]
+# The resolved settings the workflow passes (generate block, seed, family, GPUs), greedy decoding.
+SETTINGS = {"temperature": 0.0, "top_p": 1.0, "seed": 0, "system_prompt": None,
+            "chat_template_kwargs": None, "tensor_parallel_size": 1}
 
 
 def test_load_prompts_validates(tmp_path):
@@ -35,7 +38,8 @@ def test_conversations():
 
 def test_max_tokens_must_fit(tmp_path, tiny_lm):
     with pytest.raises(ValueError, match="max_tokens=512"):
-        generate(tiny_lm, PROMPTS, str(tmp_path / "o.jsonl"), max_model_len=512, max_tokens=512)
+        generate(tiny_lm, PROMPTS, str(tmp_path / "o.jsonl"), max_model_len=512, max_tokens=512,
+                 **SETTINGS)
 
 
 @pytest.mark.slow
@@ -44,7 +48,7 @@ def test_generate_tiny_lm(tmp_path, tiny_lm):
     out = tmp_path / "gen" / "tiny.jsonl"
     prompts = PROMPTS + [{**PROMPTS[0], "id": "p1-again"}]
     summary = generate(tiny_lm, prompts, str(out), max_model_len=512, max_tokens=16,
-                       chat_template_kwargs={"enable_thinking": False})
+                       **{**SETTINGS, "chat_template_kwargs": {"enable_thinking": False}})
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["p1", "p2", "p3", "p1-again"]
     assert set(rows[0]) == {"id", "instruction", "response", "n_tokens", "finish_reason"}

@@ -1,26 +1,28 @@
-"""Judge client and judge_pair against a local HTTP server speaking the chat-completions protocol.
+"""The judge end to end against a local HTTP server speaking the chat-completions protocol.
 
-The server is a fake only in the sense that no model stands behind it: the real `openai` client
-talks to it over HTTP. Its verdict rule is deterministic (the longer response wins, equal length is
-a tie), and a per-test hook can make it answer 429/500/401, stall, or emit garbage.
+The server (`FakeOpenAI`, see test_llm_client) is a fake only in the sense that no model stands
+behind it: the real `openai` client talks to it over HTTP. Its verdict rule is deterministic (the
+longer response wins, equal length is a tie), and a per-test hook can make it answer 429/500/401,
+stall, or emit garbage.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import polars as pl
 import pytest
+from test_llm_client import FAKE_KEY, FakeOpenAI, key_env  # noqa: F401  (a fixture)
 
 from medadapt.io import write_jsonl
 from medadapt.judge import judge_pair
-from medadapt.judge.cache import cache_key
-from medadapt.judge.client import JudgeConfig, JudgeError, parse_winner, redact
-
-FAKE_KEY = "sk-test-SECRET-5f3c9a1d7e"
+from medadapt.judge.config import JudgeConfig
+from medadapt.judge.pairs import run_pair
+from medadapt.judge.template import parse_winner
+from medadapt.llm import LLMError
 
 
 def verdict(messages) -> str:
@@ -30,98 +32,31 @@ def verdict(messages) -> str:
     return "A" if len(a) > len(b) else "B" if len(b) > len(a) else "0"
 
 
-class FakeOpenAI:
-    """hook(body, n) -> None (answer normally) or an action tuple:
-    ("status", code, headers, body) | ("sleep", seconds) | ("content", text)."""
-
-    def __init__(self):
-        self.requests: list[dict] = []
-        self.headers: list[dict] = []
-        self.hook = None
-        self.lock = threading.Lock()
-        self.in_flight = self.max_in_flight = 0
-        self.delay = 0.0
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, code, payload, headers=None):
-                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self):
-                self._send(200, {"object": "list", "data": [{"id": m, "object": "model"}
-                                                            for m in ("fake-judge", "served-judge")]})
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with fake.lock:
-                    fake.requests.append(body)
-                    fake.headers.append({k.lower(): v for k, v in self.headers.items()})
-                    n = len(fake.requests)
-                    fake.in_flight += 1
-                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
-                try:
-                    action = fake.hook(body, n, fake.headers[n - 1]) if fake.hook else None
-                    time.sleep(fake.delay)
-                    content = json.dumps({"winner": verdict(body["messages"])})
-                    if action and action[0] == "status":
-                        return self._send(action[1], action[3], action[2])
-                    if action and action[0] == "sleep":
-                        time.sleep(action[1])
-                    if action and action[0] == "content":
-                        content = action[1]
-                    self._send(200, {
-                        "id": f"chatcmpl-{n}", "object": "chat.completion", "created": 0,
-                        "model": body["model"],
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": content}}],
-                        "usage": {"prompt_tokens": 100, "completion_tokens": 7, "total_tokens": 107}})
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout test)
-                finally:
-                    with fake.lock:
-                        fake.in_flight -= 1
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def fake():
-    server = FakeOpenAI()
+    server = FakeOpenAI(lambda body: json.dumps({"winner": verdict(body["messages"])}),
+                        models=("fake-judge", "served-judge"))
     yield server
     server.close()
 
 
-@pytest.fixture
-def key_env(monkeypatch):
-    monkeypatch.setenv("FAKE_JUDGE_KEY", FAKE_KEY)
-    return "FAKE_JUDGE_KEY"
-
-
 def judge_cfg(fake, key_env, **over):
+    """A resolved judge block (every key the schema defines, as the workflow passes it)."""
     cfg = {"model": "fake-judge", "base_url": fake.base_url, "api_key_env": key_env,
            "max_concurrency": 4, "max_retries": 3, "timeout_s": 10, "temperature": 0.0,
-           "max_tokens": 16, "use_json_schema": True, "backoff_base_s": 0.01,
+           "max_tokens": 16, "use_json_schema": True,
            "prices_per_mtok": {"input": 0.4, "output": 1.6}}
     cfg.update(over)
     return cfg
+
+
+NAMES = {"candidate_name": "tiny/s/c02", "baseline_name": "tiny/s/base"}
+
+
+def judge_fast(candidate, baseline, out, judge, cache_dir, ledger=None, server_file=None, **knobs):
+    """judge_pair with faster runtime knobs (not config keys): backoff 0.01 s unless given."""
+    cfg = dataclasses.replace(JudgeConfig.from_block(judge), **{"backoff_base_s": 0.01, **knobs})
+    return run_pair(candidate, baseline, out, cfg, cache_dir, ledger, server_file, **NAMES)
 
 
 # candidate answers are longer on p1, shorter on p2, equal on p3
@@ -158,31 +93,15 @@ def test_parse_winner(text, expected):
     assert parse_winner(text) == expected
 
 
-def test_redact_removes_key_and_keylike_strings():
-    text = f"Incorrect API key provided: {FAKE_KEY}. Header: Bearer abc.def sk-proj-XYZ123"
-    out = redact(text, FAKE_KEY)
-    assert FAKE_KEY not in out and "abc.def" not in out and "sk-proj-XYZ123" not in out
-
-
-def test_config_rejects_unknown_keys_and_missing_key_env(monkeypatch):
-    with pytest.raises(ValueError, match="max_concurency"):
-        JudgeConfig.from_dict({"model": "m", "max_concurency": 3})
+def test_missing_key_is_a_clear_error_and_nothing_is_sent(fake, gens, tmp_path, monkeypatch):
+    cand, base = gens
     monkeypatch.delenv("NOPE_KEY", raising=False)
-    with pytest.raises(JudgeError, match="NOPE_KEY"):
-        JudgeConfig.from_dict({"model": "m", "api_key_env": "NOPE_KEY"}).api_key()
-    with pytest.raises(JudgeError, match="api_key_env"):
-        JudgeConfig.from_dict({"model": "m", "base_url": None}).api_key()
-    # a local server needs no key
-    assert JudgeConfig.from_dict({"model": "m", "base_url": "http://x/v1", "api_key_env": ""}).api_key()
-
-
-def test_cache_key_depends_on_model_messages_and_params():
-    msgs = [{"role": "user", "content": "x"}]
-    k = cache_key("m", msgs, {"temperature": 0.0})
-    assert k == cache_key("m", [dict(msgs[0])], {"temperature": 0.0})
-    assert len({k, cache_key("m2", msgs, {"temperature": 0.0}),
-                cache_key("m", [{"role": "user", "content": "y"}], {"temperature": 0.0}),
-                cache_key("m", msgs, {"temperature": 0.5})}) == 4
+    with pytest.raises(LLMError, match=r"judge\.api_key_env: environment variable NOPE_KEY"):
+        judge_pair(cand, base, str(tmp_path / "j.parquet"), judge_cfg(fake, "NOPE_KEY"), None, **NAMES)
+    with pytest.raises(LLMError, match=r"judge\.api_key_env: required for the OpenAI API"):
+        judge_pair(cand, base, str(tmp_path / "j.parquet"), judge_cfg(fake, "", base_url=None), None,
+                   **NAMES)
+    assert fake.requests == [] and not (tmp_path / "j.parquet").exists()
 
 
 # ---- judge_pair -------------------------------------------------------------------------------
@@ -191,14 +110,20 @@ def test_judge_pair_both_orders_outcomes_cache_and_ledger(fake, key_env, gens, t
     cand, base = gens
     out, ledger, cache = tmp_path / "j.parquet", tmp_path / "ledger.jsonl", tmp_path / "cache"
     cfg = judge_cfg(fake, key_env)
-    usage = judge_pair(cand, base, str(out), cfg, str(cache), ledger=str(ledger))
+    usage = judge_pair(cand, base, str(out), cfg, str(cache), ledger=str(ledger), **NAMES)
     df = pl.read_parquet(out)
-    assert df.columns[:9] == ["prompt_id", "order", "winner_raw", "outcome", "judge_model",
-                              "prompt_tokens", "completion_tokens", "cache_hit", "key"]
+    assert df.columns == ["prompt_id", "order", "winner_raw", "outcome", "judge_model",
+                          "prompt_tokens", "completion_tokens", "cache_hit", "key", "raw",
+                          "model_a", "model_b", "winner"]
     got = {(r["prompt_id"], r["order"]): (r["winner_raw"], r["outcome"]) for r in df.iter_rows(named=True)}
     assert got == {("p1", "cand_first"): ("A", "win"), ("p1", "base_first"): ("B", "win"),
                    ("p2", "cand_first"): ("B", "loss"), ("p2", "base_first"): ("A", "loss"),
                    ("p3", "cand_first"): ("0", "tie"), ("p3", "base_first"): ("0", "tie")}
+    # the same games as the Davidson fit reads them: who was A, who was B, who won
+    games = {(r["prompt_id"], r["model_a"], r["model_b"], r["winner"]) for r in df.iter_rows(named=True)}
+    assert games == {("p1", "tiny/s/c02", "tiny/s/base", "A"), ("p1", "tiny/s/base", "tiny/s/c02", "B"),
+                     ("p2", "tiny/s/c02", "tiny/s/base", "B"), ("p2", "tiny/s/base", "tiny/s/c02", "A"),
+                     ("p3", "tiny/s/c02", "tiny/s/base", "0"), ("p3", "tiny/s/base", "tiny/s/c02", "0")}
     assert not df["cache_hit"].any() and df["prompt_tokens"].to_list() == [100] * 6
     # the wire: both orders rendered with the Figure 4 template, sampling params, strict schema
     assert len(fake.requests) == 6
@@ -213,7 +138,7 @@ def test_judge_pair_both_orders_outcomes_cache_and_ledger(fake, key_env, gens, t
     assert {c.index("Erhöhte") < c.index("Hitze.") for c in p1} == {True, False}
     assert usage["api_calls"] == 6 and usage["cost_usd"] == pytest.approx((600 * 0.4 + 42 * 1.6) / 1e6)
     # rerun: everything from the cache, nothing sent, same result
-    usage2 = judge_pair(cand, base, str(out), cfg, str(cache), ledger=str(ledger))
+    usage2 = judge_pair(cand, base, str(out), cfg, str(cache), ledger=str(ledger), **NAMES)
     df2 = pl.read_parquet(out)
     assert len(fake.requests) == 6 and df2["cache_hit"].all()
     assert df2.drop("cache_hit").equals(df.drop("cache_hit"))
@@ -221,7 +146,7 @@ def test_judge_pair_both_orders_outcomes_cache_and_ledger(fake, key_env, gens, t
     assert [x["api_calls"] for x in lines] == [6, 0] and [x["cache_hits"] for x in lines] == [0, 6]
     assert usage2["cost_usd"] == 0 and usage2["saved_usd"] == pytest.approx(usage["cost_usd"])
     # a changed sampling parameter is a different request
-    judge_pair(cand, base, str(out), judge_cfg(fake, key_env, temperature=0.7), str(cache))
+    judge_pair(cand, base, str(out), judge_cfg(fake, key_env, temperature=0.7), str(cache), **NAMES)
     assert len(fake.requests) == 12
 
 
@@ -229,7 +154,7 @@ def test_no_json_schema_and_csv_ledger(fake, key_env, gens, tmp_path):
     cand, base = gens
     ledger = tmp_path / "usage.csv"
     judge_pair(cand, base, str(tmp_path / "j.parquet"), judge_cfg(fake, key_env, use_json_schema=False,
-               prices_per_mtok=None), str(tmp_path / "c"), ledger=str(ledger))
+               prices_per_mtok=None), str(tmp_path / "c"), ledger=str(ledger), **NAMES)
     assert all("response_format" not in r for r in fake.requests)
     header, row = ledger.read_text().splitlines()
     assert header.startswith("time,candidate,baseline") and ",6,0," in row
@@ -243,7 +168,7 @@ def test_secret_never_reaches_outputs_or_logs(fake, key_env, gens, tmp_path, cap
             return ("status", 500, {}, {"error": {"message": f"upstream failed for {headers['authorization']}"}})
     fake.hook = hook
     out_dir = tmp_path / "results"
-    judge_pair(cand, base, str(out_dir / "j.parquet"), judge_cfg(fake, key_env), str(out_dir / "cache"),
+    judge_fast(cand, base, str(out_dir / "j.parquet"), judge_cfg(fake, key_env), str(out_dir / "cache"),
                ledger=str(out_dir / "ledger.jsonl"))
     captured = capfd.readouterr()
     assert "retry" in captured.err  # the error was logged ...
@@ -258,8 +183,8 @@ def test_auth_error_is_fatal_and_redacted(fake, key_env, gens, tmp_path, capfd):
     cand, base = gens
     fake.hook = lambda body, n, h: ("status", 401, {}, {"error": {
         "message": f"Incorrect API key provided: {FAKE_KEY}", "type": "invalid_request_error"}})
-    with pytest.raises(JudgeError) as err:
-        judge_pair(cand, base, str(tmp_path / "j.parquet"), judge_cfg(fake, key_env), str(tmp_path / "c"))
+    with pytest.raises(LLMError) as err:
+        judge_fast(cand, base, str(tmp_path / "j.parquet"), judge_cfg(fake, key_env), str(tmp_path / "c"))
     assert "401" in str(err.value) and FAKE_KEY not in str(err.value)
     assert FAKE_KEY not in "".join(capfd.readouterr())
     assert len(fake.requests) <= 6  # no retries on 401
@@ -273,7 +198,7 @@ def test_retry_after_is_honoured_then_5xx_backoff(fake, key_env, tmp_path):
                                     2: ("status", 429, {"Retry-After": "1"}, {"error": {"message": "slow down"}}),
                                     3: ("status", 503, {}, {"error": {"message": "busy"}})}.get(n)
     start = time.monotonic()
-    judge_pair(cand, base, str(tmp_path / "j.parquet"), judge_cfg(fake, key_env), str(tmp_path / "c"))
+    judge_fast(cand, base, str(tmp_path / "j.parquet"), judge_cfg(fake, key_env), str(tmp_path / "c"))
     elapsed = time.monotonic() - start
     assert len(fake.requests) == 5  # 2 games + 3 failed attempts
     assert elapsed >= 1.0  # backoff_base_s is 0.01: only Retry-After can explain the wait
@@ -284,7 +209,7 @@ def test_timeout_is_retried(fake, key_env, tmp_path):
     cand = write_gen(tmp_path / "c.jsonl", CAND[:1])
     base = write_gen(tmp_path / "b.jsonl", BASE[:1])
     fake.hook = lambda body, n, h: ("sleep", 3.0) if n == 1 else None
-    judge_pair(cand, base, str(tmp_path / "j.parquet"), judge_cfg(fake, key_env, timeout_s=0.5),
+    judge_fast(cand, base, str(tmp_path / "j.parquet"), judge_cfg(fake, key_env, timeout_s=0.5),
                str(tmp_path / "c"))
     assert len(fake.requests) == 3
     assert pl.read_parquet(tmp_path / "j.parquet")["winner_raw"].null_count() == 0
@@ -296,14 +221,14 @@ def test_exhausted_retries_fail_but_keep_successes_cached(fake, key_env, gens, t
     fake.hook = lambda body, n, h: (("status", 500, {}, {"error": {"message": "boom"}})
                                     if "Metformin" in body["messages"][1]["content"] else None)
     cfg = judge_cfg(fake, key_env, max_retries=2, max_concurrency=1)
-    with pytest.raises(JudgeError, match="giving up after 3 attempts"):
-        judge_pair(cand, base, str(tmp_path / "j.parquet"), cfg, str(tmp_path / "c"))
+    with pytest.raises(LLMError, match="giving up after 3 attempts"):
+        judge_fast(cand, base, str(tmp_path / "j.parquet"), cfg, str(tmp_path / "c"))
     assert not (tmp_path / "j.parquet").exists()
     cached = len(list((tmp_path / "c").rglob("*.json")))
     assert 0 < cached <= 4
     fake.hook = None
     n_before = len(fake.requests)
-    judge_pair(cand, base, str(tmp_path / "j.parquet"), cfg, str(tmp_path / "c"))
+    judge_fast(cand, base, str(tmp_path / "j.parquet"), cfg, str(tmp_path / "c"))
     assert len(fake.requests) - n_before == 6 - cached  # successes were not paid twice
 
 
@@ -312,15 +237,16 @@ def test_unparseable_is_null_counted_and_not_cached(fake, key_env, gens, tmp_pat
     fake.hook = lambda body, n, h: (("content", "Beide Antworten sind gut.")
                                     if "Fieber" in body["messages"][1]["content"] else None)
     out = tmp_path / "j.parquet"
-    usage = judge_pair(cand, base, str(out), judge_cfg(fake, key_env), str(tmp_path / "c"))
+    usage = judge_pair(cand, base, str(out), judge_cfg(fake, key_env), str(tmp_path / "c"), **NAMES)
     df = pl.read_parquet(out)
     bad = df.filter(pl.col("prompt_id") == "p1")
     assert bad["winner_raw"].null_count() == 2 and bad["outcome"].null_count() == 2
+    assert bad["winner"].null_count() == 2 and set(bad["model_a"]) == {"tiny/s/c02", "tiny/s/base"}
     assert bad["raw"].to_list() == ["Beide Antworten sind gut."] * 2
     assert usage["unparseable"] == 2 and "unparseable" in capfd.readouterr().err
     assert len(list((tmp_path / "c").rglob("*.json"))) == 4
     fake.hook = None
-    judge_pair(cand, base, str(out), judge_cfg(fake, key_env), str(tmp_path / "c"))
+    judge_pair(cand, base, str(out), judge_cfg(fake, key_env), str(tmp_path / "c"), **NAMES)
     assert len(fake.requests) == 8  # only the two failures were asked again
     assert pl.read_parquet(out)["outcome"].null_count() == 0
 
@@ -331,7 +257,7 @@ def test_concurrency_is_bounded(fake, key_env, tmp_path):
     base = write_gen(tmp_path / "b.jsonl", [(i, q, "x" * 3) for i, q, _ in rows])
     fake.delay = 0.2
     judge_pair(cand, base, str(tmp_path / "j.parquet"), judge_cfg(fake, key_env, max_concurrency=3),
-               str(tmp_path / "c"))
+               str(tmp_path / "c"), **NAMES)
     assert len(fake.requests) == 15  # q3: identical answers -> both orders identical, sent once
     assert fake.max_in_flight == 3
 
@@ -344,23 +270,24 @@ def test_server_file_overrides_endpoint_and_is_waited_for(fake, tmp_path, gens):
         time.sleep(1.0)
         marker.write_text(json.dumps({"base_url": fake.base_url, "model": "served-judge", "pid": 1}))
     threading.Thread(target=later, daemon=True).start()
-    cfg = {"model": "configured", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "",
-           "max_concurrency": 2, "max_retries": 0, "temperature": 0.0, "max_tokens": 8,
-           "serve": {"model": {"source": "x"}}}
-    judge_pair(cand, base, str(tmp_path / "j.parquet"), cfg, str(tmp_path / "c"), server_file=str(marker))
+    cfg = judge_cfg(fake, "", model="configured", base_url="http://127.0.0.1:9/v1", max_concurrency=2,
+                    max_retries=0, max_tokens=8, serve={"model": {"source": "x"}})
+    judge_pair(cand, base, str(tmp_path / "j.parquet"), cfg, str(tmp_path / "c"), server_file=str(marker),
+               **NAMES)
     assert {r["model"] for r in fake.requests} == {"served-judge"}
     assert fake.headers[0]["authorization"] == "Bearer EMPTY"
     assert set(pl.read_parquet(tmp_path / "j.parquet")["judge_model"]) == {"served-judge"}
 
 
-def test_stale_server_file_is_not_trusted(tmp_path, gens):
+def test_stale_server_file_is_not_trusted(fake, tmp_path, gens):
     cand, base = gens
     marker = tmp_path / "server.json"
     marker.write_text(json.dumps({"base_url": "http://127.0.0.1:9/v1", "model": "gone", "pid": 1}))
-    cfg = {"model": "m", "api_key_env": "", "max_concurrency": 1, "max_retries": 0,
-           "temperature": 0.0, "max_tokens": 8, "server_wait_s": 2}
-    with pytest.raises(JudgeError, match="no live server behind"):
-        judge_pair(cand, base, str(tmp_path / "j.parquet"), cfg, None, server_file=str(marker))
+    cfg = judge_cfg(fake, "", model="m", max_concurrency=1, max_retries=0, max_tokens=8)
+    with pytest.raises(LLMError, match="no live server behind"):
+        judge_fast(cand, base, str(tmp_path / "j.parquet"), cfg, None, server_file=str(marker),
+                   server_wait_s=2)
+    assert fake.requests == []
 
 
 def test_mismatched_inputs_are_clear_errors(fake, key_env, tmp_path):
@@ -368,11 +295,15 @@ def test_mismatched_inputs_are_clear_errors(fake, key_env, tmp_path):
     cand = write_gen(tmp_path / "c.jsonl", CAND)
     base = write_gen(tmp_path / "b.jsonl", BASE[:2])
     with pytest.raises(ValueError, match=r"prompt ids differ.*c\.jsonl.*b\.jsonl.*only in candidate \['p3'\]"):
-        judge_pair(cand, base, str(tmp_path / "j.parquet"), cfg, None)
+        judge_pair(cand, base, str(tmp_path / "j.parquet"), cfg, None, **NAMES)
     other = write_gen(tmp_path / "o.jsonl", [(i, q + "!", r) for i, q, r in BASE])
     with pytest.raises(ValueError, match="instruction differs"):
-        judge_pair(cand, other, str(tmp_path / "j.parquet"), cfg, None)
+        judge_pair(cand, other, str(tmp_path / "j.parquet"), cfg, None, **NAMES)
     write_jsonl(tmp_path / "bad.jsonl", [{"id": "p1", "instruction": "q"}])
     with pytest.raises(ValueError, match=r"bad\.jsonl: line 1 lacks field 'response'"):
-        judge_pair(str(tmp_path / "bad.jsonl"), base, str(tmp_path / "j.parquet"), cfg, None)
+        judge_pair(str(tmp_path / "bad.jsonl"), base, str(tmp_path / "j.parquet"), cfg, None, **NAMES)
+    assert fake.requests == []
+    with pytest.raises(ValueError, match="same name"):
+        judge_pair(cand, cand, str(tmp_path / "j.parquet"), cfg, None, candidate_name="m",
+                   baseline_name="m")
     assert fake.requests == []

@@ -1,4 +1,4 @@
-"""The local vLLM judge server (a Snakemake service job) and judging through it end to end."""
+"""The local vLLM server launcher (the judge's Snakemake service job) and judging through it end to end."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,8 @@ import pytest
 
 from medadapt.io import write_jsonl
 from medadapt.judge import judge_pair
-from medadapt.judge.server import STRUCTURED_OUTPUTS, free_port, serve, server_command
+from medadapt.llm.engine import STRUCTURED_OUTPUTS
+from medadapt.llm.servers.vllm import free_port, serve, server_command
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
 
@@ -27,13 +28,13 @@ def test_server_command_has_the_verified_flags():
     assert flags["--model"] == "/m" and flags["--served-model-name"] == "judge"
     assert flags["--port"] == "8011" and flags["--max-model-len"] == "512"
     assert json.loads(cmd[cmd.index("--structured-outputs-config") + 1]) == \
-        {"backend": "xgrammar", "disable_any_whitespace": True} == json.loads(STRUCTURED_OUTPUTS)
+        {"backend": "xgrammar", "disable_any_whitespace": True} == STRUCTURED_OUTPUTS
 
 
 def test_free_port_and_missing_model(tmp_path):
     assert 0 < free_port() < 65536
     with pytest.raises(FileNotFoundError, match="no config.json"):
-        serve(str(tmp_path), "judge", 0, str(tmp_path / "server.json"))
+        serve(str(tmp_path), "judge", 0, str(tmp_path / "server.json"), max_model_len=512)
     assert not (tmp_path / "server.json").exists()
 
 
@@ -55,10 +56,13 @@ def _group_members(pgid: int) -> list[int]:
 def test_real_vllm_server_judges_both_orders_and_stops_on_sigterm(tiny_lm, tmp_path):
     marker = tmp_path / "server.json"
     log = open(tmp_path / "server.log", "w")
-    cli = [sys.executable, str(SCRIPTS / "judge_server.py"), "--model", tiny_lm,
+    cli = [sys.executable, "-m", "medadapt.llm.servers.vllm", "--model", tiny_lm,
            "--served-name", "tiny-judge", "--port", "0", "--max-model-len", "1024",
-           "--out", str(marker)]  # the entry script the Snakemake service rule runs
-    proc = subprocess.Popen(cli, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+           "--out", str(marker)]  # the command the Snakemake service rule runs
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(SCRIPTS), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.Popen(cli, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env=env)
     try:
         deadline = time.monotonic() + 180
         info = {}
@@ -75,19 +79,22 @@ def test_real_vllm_server_judges_both_orders_and_stops_on_sigterm(tiny_lm, tmp_p
                 ("m2", "Was ist Metformin?", "Ein Mittel bei Diabetes.", "Ein Antibiotikum.")]
         write_jsonl(tmp_path / "c.jsonl", [{"id": i, "instruction": q, "response": c} for i, q, c, _ in rows])
         write_jsonl(tmp_path / "b.jsonl", [{"id": i, "instruction": q, "response": b} for i, q, _, b in rows])
-        judge = {"model": "unused", "api_key_env": "", "max_concurrency": 4, "max_retries": 2,
-                 "timeout_s": 120, "temperature": 0.0, "max_tokens": 16, "use_json_schema": True}
+        judge = {"model": "unused", "base_url": None, "api_key_env": "", "max_concurrency": 4,
+                 "max_retries": 2, "timeout_s": 120, "temperature": 0.0, "max_tokens": 16,
+                 "use_json_schema": True}
         args = (str(tmp_path / "c.jsonl"), str(tmp_path / "b.jsonl"), str(tmp_path / "j.parquet"),
                 judge, str(tmp_path / "cache"))
-        judge_pair(*args, server_file=str(marker))
+        names = {"candidate_name": "tiny/s/c02", "baseline_name": "tiny/s/base"}
+        judge_pair(*args, server_file=str(marker), **names)
         df = pl.read_parquet(tmp_path / "j.parquet")
         assert df.height == 4 and set(df["order"]) == {"cand_first", "base_first"}
         assert set(df["winner_raw"].to_list()) <= {"A", "B", "0"}, df["raw"].to_list()
         assert df["outcome"].null_count() == 0 and not df["cache_hit"].any()
         assert set(df["judge_model"]) == {"tiny-judge"}
         assert (df["prompt_tokens"] > 0).all()
+        assert df["winner"].equals(df["winner_raw"], check_names=False)
 
-        judge_pair(*args, server_file=str(marker))
+        judge_pair(*args, server_file=str(marker), **names)
         again = pl.read_parquet(tmp_path / "j.parquet")
         assert again["cache_hit"].all() and again["winner_raw"].equals(df["winner_raw"])
     finally:
@@ -109,5 +116,6 @@ def test_real_vllm_server_judges_both_orders_and_stops_on_sigterm(tiny_lm, tmp_p
 def test_server_that_dies_at_start_is_reported_and_leaves_no_marker(tiny_lm, tmp_path):
     marker = tmp_path / "server.json"
     with pytest.raises(RuntimeError, match="exited with code"):
-        serve(tiny_lm, "tiny-judge", 0, str(marker), extra_args=["--no-such-flag"], ready_timeout=100)
+        serve(tiny_lm, "tiny-judge", 0, str(marker), max_model_len=512, extra_args=["--no-such-flag"],
+              ready_timeout=100)
     assert not marker.exists()

@@ -6,7 +6,9 @@ import yaml
 
 from medadapt.judge.template import FIGURE4_YAML, render
 
-SEED = Path("/work/shared/seeds/000_ed328f8e5bd4c0cd.txt")
+# Figure 4 of the seed paper as the paper prints it, copied character for character (including its
+# whitespace-only lines).
+FIGURE4 = Path(__file__).parent / "data" / "judge_figure4.yaml"
 
 SYSTEM = """You are an AI assistant that evaluates pairs of responses
 to a given query. Your goal is to determine which response
@@ -88,11 +90,9 @@ def test_bad_inputs_are_named():
         render("q", "a", "b", context=[{"text": "x"}])
 
 
-@pytest.mark.skipif(not SEED.exists(), reason="seed paper not available")
 def test_template_is_the_figure_verbatim():
-    text = SEED.read_text(encoding="utf-8")
-    start = text.index("messages:\n- role: system")
-    figure = text[start:text.index("\n```\n", start) + 1]
+    figure = FIGURE4.read_text(encoding="utf-8")
+    assert figure.startswith("messages:\n- role: system\n") and figure.count("\n \n") == 2
     assert yaml.safe_load(figure) == yaml.safe_load(FIGURE4_YAML)
     # line by line too (the figure's whitespace-only lines are empty lines here)
     assert [ln.rstrip() for ln in figure.splitlines()] == FIGURE4_YAML.splitlines()

