@@ -54,6 +54,8 @@ rule corpus_annotate:
         chunk=lambda wc: int(wc.chunk),
         n_chunks=config["corpus"]["annotator"]["chunks"],
         annotator=annotator_config,
+        cache_dir=f"{R}/corpus/annotations/cache",
+        ledger=f"{R}/corpus/annotations/ledger.jsonl",
     script:
         ENTRY
 

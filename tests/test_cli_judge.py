@@ -11,57 +11,20 @@ import json
 import re
 import sys
 
-import jsonschema
 import polars as pl
 import pytest
 import yaml
 from test_llm_client import FAKE_KEY, FakeOpenAI
 
 import medadapt.cli
-from medadapt import config as mconfig
 from medadapt.io import write_jsonl
 
-# ---- until the lead's medadapt.cli and config.resolve_block land: minimal stand-ins, test-only ----
-
-if not hasattr(medadapt.cli, "UsageError"):
-    medadapt.cli.UsageError = type("UsageError", (Exception,), {})
-
-from medadapt.cli import judge as judge_cli  # noqa: E402  (needs UsageError above)
-
-# the judge block's schema defaults the stand-in fills (config/schema.yaml will hold them)
-_JUDGE_DEFAULTS = {"base_url": None, "api_key_env": "", "max_concurrency": 8, "max_retries": 6,
-                   "timeout_s": 120.0, "temperature": 0.0, "max_tokens": 32, "use_json_schema": True}
-
-
-def _resolve_block(name, block, source):
-    schema = yaml.safe_load(mconfig.SCHEMA.read_text())
-    sub = {**schema["properties"][name], "$defs": schema["$defs"]}
-    block = {**_JUDGE_DEFAULTS, **block}
-    errors = list(jsonschema.Draft202012Validator(sub).iter_errors(block))
-    if errors:
-        raise mconfig.ConfigError(f"{source}: invalid configuration\n" + "\n".join(
-            f"  {'.'.join([name, *map(str, e.absolute_path)])}: {e.message}" for e in errors))
-    return block
-
-
-@pytest.fixture(autouse=True)
-def resolve_block(monkeypatch):
-    if not hasattr(mconfig, "resolve_block"):
-        monkeypatch.setattr(mconfig, "resolve_block", _resolve_block, raising=False)
+from medadapt.cli import judge as judge_cli  # noqa: E402
 
 
 def run_cli(argv: list[str]) -> int:
     """`medadapt judge ARGV` as the console script runs it: exit code 2 on a usage error."""
-    if hasattr(medadapt.cli, "main"):
-        return medadapt.cli.main(["judge", *argv])
-    parser = argparse.ArgumentParser(prog="medadapt")
-    judge_cli.add_parser(parser.add_subparsers(required=True))
-    args = parser.parse_args(["judge", *argv])
-    try:
-        return args.func(args)
-    except medadapt.cli.UsageError as exc:
-        print(f"medadapt judge: error: {exc}", file=sys.stderr)
-        return 2
+    return medadapt.cli.main(["judge", *argv])
 
 
 # ---- the fake judge and the response files -------------------------------------------------------

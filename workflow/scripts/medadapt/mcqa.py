@@ -95,7 +95,7 @@ def _model_args(backend: str, model: str, device: str, extra: dict | None) -> di
         raise ValueError(f"device={device!r}: expected 'cpu' or 'cuda'")
     args.update(extra or {})
     if backend == "vllm":
-        from medadapt.generate import engine_defaults  # CPU: a fixed KV cache, see there
+        from medadapt.llm.engine import engine_defaults  # CPU: a fixed KV cache, see there
 
         args = engine_defaults(args)
     return args
