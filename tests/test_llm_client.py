@@ -7,7 +7,9 @@ send other content.
 """
 from __future__ import annotations
 
+import collections
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +18,8 @@ import httpx
 import openai
 import pytest
 
-from medadapt.llm import LLMError
+from medadapt.llm import InvalidAnswer, LLMError, TooManyFailures
+from medadapt.llm import ledger as ledger_file
 from medadapt.llm.client import ChatClient, Endpoint, RetryPolicy, retry_after
 
 FAKE_KEY = "sk-test-SECRET-5f3c9a1d7e"
@@ -145,7 +148,9 @@ def test_values_in_order_identical_requests_sent_once(fake, key_env):
     assert len(fake.requests) == 3 and {r["max_tokens"] for r in fake.requests} == {8}
     assert fake.headers[0]["authorization"] == f"Bearer {FAKE_KEY}"
     assert run.usage["requests"] == 4 and run.usage["unique_requests"] == 3
-    assert run.usage["api_calls"] == 3 and run.usage["prompt_tokens"] == 300
+    assert run.usage["sent"] == run.usage["answers"] == 3 and run.usage["prompt_tokens"] == 300
+    assert [r.status for r in run.results] == ["valid"] * 4
+    assert [r.attempts for r in run.results] == [1] * 4
 
 
 def test_retry_after_then_500_then_success(fake, key_env, capfd):
@@ -185,11 +190,21 @@ def test_other_http_errors_are_fatal_at_once(fake, key_env, status):
     assert len(fake.requests) == 1
 
 
-def test_exhausted_retries_are_fatal(fake, key_env):
-    fake.hook = lambda body, n, h: ("status", 503, {}, {"error": {"message": "busy"}})
-    with pytest.raises(LLMError, match="giving up after 3 attempts: .*503"):
-        make_client(fake, key_env, max_retries=2).run([ask(1)], PARAMS, parse_n)
-    assert len(fake.requests) == 3
+def test_exhausted_retries_end_the_request_missing(fake, key_env):
+    fake.hook = lambda body, n, h: ("status", 503, {}, {"error": {"message": "busy"}}) \
+        if body["messages"][-1]["content"] == "1" else None
+    run = make_client(fake, key_env, max_retries=2, max_concurrency=1).run([ask(1), ask(2)],
+                                                                           PARAMS, parse_n)
+    assert len(fake.requests) == 4  # 3 tries of the first request, 1 of the second
+    missing, ok = run.results
+    assert (missing.status, missing.value, missing.attempts) == ("missing", None, 3)
+    assert missing.reason.startswith("no answer after 3 tries: InternalServerError 503")
+    assert (ok.status, ok.value) == ("valid", 4)
+    assert run.usage["answers"] == 4 and run.usage["retries"] == 2 and run.usage["missing"] == 1
+    # with no request allowed to fail, the run fails and says so
+    with pytest.raises(TooManyFailures, match=r"1 of 1 requests have no valid answer \(0 invalid, "
+                                              r"1 without an answer.*more than the 0 allowed"):
+        make_client(fake, key_env, max_retries=1).run([ask(1)], PARAMS, parse_n, max_failed=0)
 
 
 def test_retry_delay_and_classification():
@@ -232,30 +247,110 @@ def test_cache_and_ledger(fake, key_env, tmp_path, monkeypatch):
     ledger = tmp_path / "usage.jsonl"
     client = make_client(fake, key_env, cache_dir=str(tmp_path / "cache"), ledger=str(ledger),
                          prices_per_mtok={"input": 1.0, "output": 10.0})
-    run = client.run([ask(1), ask(2), ask(3)], PARAMS, parse_n, ledger_context={"job": "first"})
+    run = client.run([ask(1), ask(2), ask(3)], PARAMS, parse_n, job="first")
     assert [r.value for r in run.results] == [2, 4, None] and run.results[2].raw == "kaputt"
+    assert run.results[2].status == "invalid" and run.results[2].reason == "answer not usable"
     assert not any(r.cache_hit for r in run.results)
     assert len(list((tmp_path / "cache").rglob("*.json"))) == 2  # the failure is not cached
     # rerun: the two good answers come from the cache, only the unparseable one is asked again;
     # no key is needed to read the cache, one is needed to send
     fake.hook = None
-    run2 = client.run([ask(1), ask(2), ask(3)], PARAMS, parse_n, ledger_context={"job": "second"})
+    run2 = client.run([ask(1), ask(2), ask(3)], PARAMS, parse_n, job="second")
     assert [r.value for r in run2.results] == [2, 4, 6] and len(fake.requests) == 4
     assert [r.cache_hit for r in run2.results] == [True, True, False]
+    assert run2.usage["cost_usd"] == pytest.approx((100 * 1.0 + 7 * 10.0) / 1e6)  # only what was sent
     monkeypatch.delenv(key_env)
     run3 = client.run([ask(2), ask(3)], PARAMS, parse_n)
     assert all(r.cache_hit for r in run3.results) and len(fake.requests) == 4
+    assert run3.usage["cost_usd"] is None and run3.usage["sent"] == 0
     # another sampling parameter is another request
     monkeypatch.setenv(key_env, FAKE_KEY)
     client.run([ask(1)], {**PARAMS, "temperature": 0.5}, parse_n)
     assert len(fake.requests) == 5
+    # one record per answer received and per cache hit, in the contract's shape
     records = [json.loads(x) for x in ledger.read_text().splitlines()]
-    assert len(records) == 4 and list(records[0])[:2] == ["time", "job"]
-    assert [r["job"] for r in records[:2]] == ["first", "second"]
-    assert [(r["api_calls"], r["cache_hits"], r["unparseable"]) for r in records] == \
-        [(3, 0, 1), (1, 2, 0), (0, 2, 0), (1, 0, 0)]
-    assert records[0]["cost_usd"] == pytest.approx((300 * 1.0 + 21 * 10.0) / 1e6)
-    assert records[1]["saved_usd"] == pytest.approx((200 * 1.0 + 14 * 10.0) / 1e6)
+    assert all(list(r) == list(ledger_file.FIELDS) for r in records)
+    assert [(r["job"], r["kind"], r["valid"]) for r in records] == [
+        *[("first", "answer", True)] * 2, ("first", "answer", False),
+        ("second", "cache_hit", True), ("second", "cache_hit", True), ("second", "answer", True),
+        (None, "cache_hit", True), (None, "cache_hit", True), (None, "answer", True)]
+    answers = [r for r in records if r["kind"] == "answer"]
+    assert len(answers) == len(fake.requests) == 5
+    first = answers[0]
+    assert first["stage"] == "test" and first["model"] == "fake-model" and first["status"] == 200
+    assert first["endpoint"] == "127.0.0.1" and first["attempt"] == 1 and first["batch"] is False
+    assert (first["prompt_tokens"], first["completion_tokens"]) == (100, 7)
+    assert first["cost_usd"] == pytest.approx((100 * 1.0 + 7 * 10.0) / 1e6)
+    assert first["time"].endswith("+00:00") and len(first["key"]) == 64
+    assert answers[2]["reason"] == "answer not usable"  # the invalid one is paid for, and counted
+    hits = [r for r in records if r["kind"] == "cache_hit"]
+    assert {(r["attempt"], r["cost_usd"], r["prompt_tokens"]) for r in hits} == {(0, None, None)}
+
+
+def test_invalid_answer_is_asked_again_then_recorded(fake, key_env, tmp_path, capfd):
+    """An unusable answer is a failed attempt: asked again (bounded), each answer counted."""
+    seen = collections.Counter()
+
+    def hook(body, n, h):
+        k = body["messages"][-1]["content"]
+        seen[k] += 1
+        if k == "1" and seen[k] <= 2:
+            return ("content", '{"n": 2')  # truncated: twice, then a good answer
+        if k == "2":
+            return ("content", '{"n": "four"}')  # never usable
+    fake.hook = hook
+
+    def parse_strict(text):
+        value = parse_n(text)
+        if value is None:
+            raise InvalidAnswer(f"not an answer: {text!r}")
+        return value
+    ledger = tmp_path / "l.jsonl"
+    run = make_client(fake, key_env, max_concurrency=1, invalid_retries=2, ledger=str(ledger),
+                      cache_dir=str(tmp_path / "c")).run([ask(1), ask(2)], PARAMS, parse_strict)
+    good, bad = run.results
+    assert (good.status, good.value, good.attempts) == ("valid", 2, 3)
+    assert (bad.status, bad.value, bad.attempts, bad.raw) == ("invalid", None, 3, '{"n": "four"}')
+    assert bad.reason == """not an answer: '{"n": "four"}'"""
+    assert len(fake.requests) == 6 and run.usage["reasks"] == 4 and run.usage["invalid_answers"] == 5
+    records = ledger_file.read(ledger)
+    assert [(r["attempt"], r["valid"]) for r in records if r["key"] == good.key] == \
+        [(1, False), (2, False), (3, True)]
+    err = capfd.readouterr().err
+    assert "(1/3): not an answer" in err and "asking again" in err
+    assert "no valid answer to" in err and "after 3 answer(s)" in err
+
+
+def test_wrong_url_fails_fast_naming_it(key_env, capfd):
+    """Connection refused by an endpoint that never answered: a few tries, not every retry."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket is closed
+    url = f"http://127.0.0.1:{port}/v1"
+    endpoint = Endpoint(model="m", base_url=url, api_key_env=key_env, timeout_s=5, max_concurrency=8)
+    client = ChatClient(endpoint, RetryPolicy(max_retries=6, backoff_base_s=0.05), what="judge")
+    start = time.monotonic()
+    with pytest.raises(LLMError, match=rf"cannot connect to {url}: 3 tries failed"):
+        client.run([ask(k) for k in range(50)], PARAMS, parse_n)
+    assert time.monotonic() - start < 5
+    err = capfd.readouterr().err
+    retries = [line for line in err.splitlines() if "; retry " in line]
+    assert 1 <= len(retries) <= 2 and all(url in line for line in retries)
+
+
+def test_over_budget_stops_sending_and_finishes_what_is_in_flight(fake, key_env, tmp_path):
+    fake.delay = 0.2
+    fake.answer = lambda body: "kaputt"
+    ledger = tmp_path / "l.jsonl"
+    with pytest.raises(TooManyFailures) as err:
+        make_client(fake, key_env, max_concurrency=2, ledger=str(ledger)).run(
+            [ask(k) for k in range(20)], PARAMS, parse_n, max_failed=1)
+    counts = err.value.counts
+    assert counts["requests"] == 20 and counts["allowed"] == 1
+    # the second failure stops the run: the request in flight beside it is finished, no new one
+    assert len(fake.requests) in (2, 3, 4)
+    assert counts["invalid"] == len(fake.requests) and counts["unasked"] == 20 - len(fake.requests)
+    assert len([r for r in ledger_file.read(ledger) if r["kind"] == "answer"]) == len(fake.requests)
 
 
 def test_key_never_reaches_results_logs_or_errors(fake, key_env, tmp_path, capfd):

@@ -11,7 +11,8 @@ import yaml
 
 from medadapt import config
 from medadapt.cli import UsageError
-from medadapt.judge.pairs import check_matching, judge_pair, load_responses
+from medadapt.judge.config import JudgeConfig
+from medadapt.judge.pairs import check_matching, load_responses, run_pair
 from medadapt.llm import LLMError
 from medadapt.llm.keys import MissingKeyError
 
@@ -21,7 +22,13 @@ context, response) with the workflow's pairwise judge: every prompt twice, the c
 first as A, then the baseline. Writes one row per game (.csv or .parquet by the suffix of --out)
 with prompt_id, model_a, model_b (the models shown as A and B) and winner (A, B, 0 for a tie;
 empty when the judge gave no valid verdict), the table `medadapt davidson` reads, plus the
-workflow's judgment columns (order, outcome from the candidate's view, tokens, cache_hit, raw).
+workflow's judgment columns (order, outcome from the candidate's view, tokens, cache_hit, raw,
+status, attempts, invalid_reason).
+
+A verdict is an answer that is one JSON object with winner "A", "B" or "0" (optionally inside one
+```json code fence); anything else is asked again (judge.max_invalid_retries) and then recorded
+without a winner. When more than judge.max_invalid_fraction of the games end without a verdict,
+the command fails (exit code 1) and names the counts; the valid verdicts stay in the cache.
 
 Settings: the `judge:` block of --config (a YAML file like the workflow config), with the
 schema's defaults for every key it leaves out; --model, --base-url and --api-key-env override the
@@ -58,7 +65,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", metavar="DIR",
                    help="answer cache: a rerun sends only what is not cached (default: no cache)")
     p.add_argument("--ledger", metavar="FILE",
-                   help="append this run's usage (requests, tokens, cost) to FILE (.jsonl or .csv)")
+                   help="append one usage record per answer received (status, tokens, cost) to "
+                        "FILE (.jsonl, or .csv)")
     p.add_argument("--candidate-name", metavar="NAME",
                    help="the candidate's name in model_a/model_b (default: the file's stem)")
     p.add_argument("--baseline-name", metavar="NAME",
@@ -108,15 +116,19 @@ def run(args: argparse.Namespace) -> int:
                        args.candidate, args.baseline)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if block["batch"] and not args.cache_dir:
+        raise UsageError("judge.batch needs --cache-dir (submitted batches are remembered there, "
+                         "so that a rerun resumes them)")
     try:
-        usage = judge_pair(args.candidate, args.baseline, args.out, block, args.cache_dir,
-                           ledger=args.ledger, candidate_name=cand_name, baseline_name=base_name)
+        usage = run_pair(args.candidate, args.baseline, args.out, JudgeConfig.from_block(block),
+                         args.cache_dir, args.ledger, None, cand_name, base_name)
     except MissingKeyError as exc:
         raise UsageError(str(exc)) from None
-    except LLMError as exc:  # the endpoint refused or kept failing: not a usage error
+    except LLMError as exc:  # the endpoint refused, kept failing, or gave too few verdicts
         print(f"medadapt judge: failed: {exc}", file=sys.stderr, flush=True)
         return 1
-    print(f"{args.out}: {usage['requests']} games ({cand_name} vs {base_name}), "
-          f"{usage['api_calls']} sent, {usage['cache_hits']} cached, "
-          f"{usage['unparseable']} without a verdict", flush=True)
+    print(f"{args.out}: {usage['requests']} games ({cand_name} vs {base_name}): "
+          f"{usage['valid']} with a verdict, {usage['invalid'] + usage['missing']} without; "
+          f"{usage['cache_hits']} from the cache, {usage['sent']} requests sent, "
+          f"{usage['answers']} answers received", flush=True)
     return 0

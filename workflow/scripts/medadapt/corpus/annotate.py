@@ -112,7 +112,7 @@ def _run_vllm(texts: list[str], cfg: dict) -> tuple[list[str], int]:
 
 
 def _run_openai(texts: list[str], cfg: dict, cache_dir: str | None, ledger: str | None,
-                context: dict) -> tuple[list[str], int]:
+                out: str) -> tuple[list[str], int]:
     if not cfg["base_url"]:
         raise ValueError("annotator.base_url is required for the openai backend")
     # Without the model's tokenizer: a conservative characters-per-token cut.
@@ -120,12 +120,11 @@ def _run_openai(texts: list[str], cfg: dict, cache_dir: str | None, ledger: str 
     endpoint = Endpoint(model=cfg["model"], base_url=cfg["base_url"], api_key_env=cfg["api_key_env"],
                         timeout_s=_OPENAI_TIMEOUT_S, max_concurrency=cfg["max_concurrency"])
     client = ChatClient(endpoint, RetryPolicy(max_retries=_OPENAI_MAX_RETRIES), what="annotator",
-                        cache_dir=cache_dir, ledger=ledger)
+                        stage="annotate", cache_dir=cache_dir, ledger=ledger)
     params = {"temperature": cfg["temperature"], "max_tokens": cfg["max_tokens"],
               "response_format": {"type": "json_schema", "json_schema": {
                   "name": "medical_label", "schema": SCHEMA, "strict": True}}}
-    run = client.run([messages_for(t) for t in texts], params, parse_label,
-                     ledger_context={**context, "model": cfg["model"]})
+    run = client.run([messages_for(t) for t in texts], params, parse_label, job=out)
     # "" for an empty answer, as the vllm backend's text would be: one column type.
     return [r.raw or "" for r in run.results], n_cut
 
@@ -150,8 +149,7 @@ def annotate(sample: str, out: str, chunk: int, n_chunks: int, annotator: dict,
     elif backend == "vllm":
         raws, n_cut = _run_vllm(texts, annotator)
     else:
-        context = {"sample": sample, "chunk": chunk, "n_chunks": n_chunks, "out": out}
-        raws, n_cut = _run_openai(texts, annotator, cache_dir, ledger, context)
+        raws, n_cut = _run_openai(texts, annotator, cache_dir, ledger, out)
     labels = [parse_label(r) for r in raws]
     result = pl.DataFrame({"id": df["id"], "label": pl.Series(labels, dtype=pl.Int64),
                            "raw": pl.Series(raws, dtype=pl.String)})

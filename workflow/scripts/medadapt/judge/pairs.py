@@ -1,24 +1,35 @@
 """Judge a candidate's responses against a baseline's, prompt by prompt, in both orders."""
 from __future__ import annotations
 
+import math
+import sys
 from typing import Any
 
 import polars as pl
 
 from medadapt.io import read_jsonl, write_table
 from medadapt.judge.config import JudgeConfig
-from medadapt.judge.template import parse_winner, render
+from medadapt.judge.template import read_winner, render
+from medadapt.llm import LLMError, TooManyFailures
 
 ORDERS = ("cand_first", "base_first")
 # winner as the judge saw it -> outcome from the candidate's view, per order
 _OUTCOME = {"cand_first": {"A": "win", "B": "loss", "0": "tie"},
             "base_first": {"A": "loss", "B": "win", "0": "tie"}}
-# One row per game. winner_raw/outcome: the candidate-vs-baseline view the tables read;
-# model_a/model_b/winner: who was shown as A and B and who won, the view of a Davidson fit.
+# One row per game; a game is valid iff `winner` is not null. winner_raw/outcome: the
+# candidate-vs-baseline view the tables read; model_a/model_b/winner: who was shown as A and B and
+# who won, the view of a Davidson fit. status: "valid" | "invalid" (answered, never with a verdict;
+# raw is the last answer, invalid_reason why) | "missing" (no answer: retries exhausted).
+# attempts: requests sent for the game's request in this run (0: from the cache).
 SCHEMA = {"prompt_id": pl.Utf8, "order": pl.Utf8, "winner_raw": pl.Utf8, "outcome": pl.Utf8,
           "judge_model": pl.Utf8, "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64,
           "cache_hit": pl.Boolean, "key": pl.Utf8, "raw": pl.Utf8,
-          "model_a": pl.Utf8, "model_b": pl.Utf8, "winner": pl.Utf8}
+          "model_a": pl.Utf8, "model_b": pl.Utf8, "winner": pl.Utf8,
+          "status": pl.Utf8, "attempts": pl.Int64, "invalid_reason": pl.Utf8}
+
+
+class JudgeFailed(LLMError):
+    """Too many of a comparison's games ended without a verdict (the message names the counts)."""
 
 
 def load_responses(path: str) -> dict[str, dict[str, Any]]:
@@ -72,21 +83,29 @@ def run_pair(candidate: str, baseline: str, out: str, cfg: JudgeConfig, cache_di
         for order, (a, bb) in zip(ORDERS, ((c, b), (b, c))):
             games.append((pid, order))
             requests.append(render(q, a, bb, context=ctx))
-    run = cfg.client(cache_dir, ledger).run(
-        requests, cfg.sampling_params(), parse_winner,
-        ledger_context={"candidate": candidate, "baseline": baseline, "out": out,
-                        "judge_model": cfg.model})
+    # failed > fraction * n  <=>  failed > floor(fraction * n), as failed is whole
+    allowed = math.floor(cfg.max_invalid_fraction * len(games) + 1e-9)
+    try:
+        run = cfg.client(cache_dir, ledger).run(requests, cfg.sampling_params(), read_winner,
+                                                job=out, max_failed=allowed)
+    except TooManyFailures as exc:
+        n = exc.counts
+        raise JudgeFailed(
+            f"{out}: {n['invalid'] + n['missing']} of {n['requests']} games have no verdict "
+            f"({n['invalid']} invalid after up to {cfg.max_invalid_retries + 1} answers each, "
+            f"{n['missing']} without an answer, {n['unasked']} of these not asked once the job "
+            f"stopped); judge.max_invalid_fraction {cfg.max_invalid_fraction} allows {allowed}. "
+            f"Most common reason: {exc.example}. Valid verdicts are cached: a rerun asks only "
+            "for the rest.") from None
     rows = [{"prompt_id": pid, "order": order, "winner_raw": j.value,
              "outcome": _OUTCOME[order].get(j.value) if j.value else None,
              "judge_model": cfg.model, "prompt_tokens": j.prompt_tokens,
              "completion_tokens": j.completion_tokens, "cache_hit": j.cache_hit, "key": j.key,
-             "raw": j.raw, "model_a": names[order][0], "model_b": names[order][1], "winner": j.value}
+             "raw": j.raw, "model_a": names[order][0], "model_b": names[order][1], "winner": j.value,
+             "status": j.status, "attempts": j.attempts, "invalid_reason": j.reason}
             for (pid, order), j in zip(games, run.results)]
     write_table(out, pl.DataFrame(rows, schema=SCHEMA))
-    if run.usage["unparseable"]:
-        print(f"[judge] {run.usage['unparseable']} unparseable judgment(s): winner null, not cached",
-              flush=True)
-    return run.usage
+    return {**run.usage, "allowed": allowed}
 
 
 def judge_pair(candidate: str, baseline: str, out: str, judge: dict[str, Any],
@@ -96,8 +115,19 @@ def judge_pair(candidate: str, baseline: str, out: str, judge: dict[str, Any],
 
     `judge`: the resolved `judge` config block. `server_file`: the marker JSON of a local judge
     server, whose base_url/model replace the configured ones. `candidate_name`/`baseline_name`:
-    the models' names in the model_a/model_b columns. Returns the usage record that is also
-    appended to `ledger` (JSONL, or CSV by extension).
+    the models' names in the model_a/model_b columns. `ledger`: the usage ledger (JSONL) that
+    gets one record per answer as it arrives. Fails (JudgeFailed) when more than
+    `judge.max_invalid_fraction` of the games end without a verdict. Returns this run's counts.
     """
-    return run_pair(candidate, baseline, out, JudgeConfig.from_block(judge), cache_dir, ledger,
-                    server_file, candidate_name, baseline_name)
+    try:
+        u = run_pair(candidate, baseline, out, JudgeConfig.from_block(judge), cache_dir, ledger,
+                     server_file, candidate_name, baseline_name)
+    except Exception as exc:
+        # The job's reason, as the last line of its log (a traceback goes to the job's stderr).
+        print(f"[judge] failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        raise
+    print(f"[judge] {out}: {u['requests']} games, {u['valid']} valid, {u['invalid']} invalid, "
+          f"{u['missing']} missing ({u['allowed']} allowed); {u['cache_hits']} from the cache, "
+          f"{u['sent']} requests sent, {u['answers']} answers, {u['retries']} retries, "
+          f"{u['reasks']} re-asks", flush=True)
+    return u

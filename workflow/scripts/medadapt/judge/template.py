@@ -17,6 +17,8 @@ from typing import Any, Sequence
 import jinja2
 import yaml
 
+from medadapt.llm import InvalidAnswer
+
 FIGURE4_YAML = """\
 messages:
 - role: system
@@ -107,45 +109,54 @@ def render(query: str, response_a: str, response_b: str,
 
 
 # ---- the answer -------------------------------------------------------------------------------
+#
+# Strict: an answer is a verdict only if it is one JSON object whose "winner" is the string "A",
+# "B" or "0" (the schema the prompt shows). Nothing is read out of prose, a truncated object, a
+# number or a lower-case letter: every such reading guesses, and the guesses found in practice were
+# biased toward the response shown first. A failed reading is a failed attempt, asked again by the
+# client (`judge.max_invalid_retries`).
+#
+# One wrapper is accepted: the whole answer being a single Markdown code fence (``` or ```json)
+# around such an object. The prompt itself shows the schema inside a ```json fence, so models
+# without structured outputs answer that way; the content must still be the complete object, and
+# nothing may stand outside the fence.
 
-_WINNER_RE = re.compile(r"""["']?winner["']?\s*[:=]\s*["']?\s*(A|B|0|tie)\b""", re.IGNORECASE)
-_BARE_RE = re.compile(r"""^\W*(?:response\s+)?(A|B|0|tie)\W*$""", re.IGNORECASE)
-
-
-def _normalize(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)) and value == 0:
-        return "0"
-    if isinstance(value, str):
-        v = value.strip().upper()
-        v = "0" if v == "TIE" else v
-        return v if v in WINNERS else None
-    return None
+_FENCE = re.compile(r"\A```(?:json)?[ \t]*\n(.*)\n[ \t]*```\Z", re.S | re.I)
 
 
-def _from_json(text: str) -> str | None:
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    dupes = sorted({k for k in keys if keys.count(k) > 1})
+    if dupes:
+        raise InvalidAnswer(f"duplicate key(s) {dupes} in the JSON object")
+    return dict(pairs)
+
+
+def read_winner(text: str | None) -> str:
+    """'A', 'B' or '0' (tie) from the judge's answer; raises InvalidAnswer (with the reason) for
+    anything else (see the rules above)."""
+    if text is None or not text.strip():
+        raise InvalidAnswer("empty answer")
+    body = text.strip()
+    if (fence := _FENCE.match(body)) is not None:
+        body = fence.group(1).strip()
     try:
-        obj = json.loads(text)
-    except (json.JSONDecodeError, ValueError):
-        return None
-    return _normalize(obj.get("winner")) if isinstance(obj, dict) else None
+        obj = json.loads(body, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise InvalidAnswer(f"not a JSON object ({exc.msg} at character {exc.pos})") from None
+    if not isinstance(obj, dict):
+        raise InvalidAnswer(f"JSON {type(obj).__name__}, not an object")
+    if "winner" not in obj:
+        raise InvalidAnswer(f"no 'winner' key (keys: {sorted(obj)[:5]})")
+    winner = obj["winner"]
+    if not isinstance(winner, str) or winner not in WINNERS:
+        raise InvalidAnswer(f"winner {json.dumps(winner)[:40]} is not one of \"A\", \"B\", \"0\"")
+    return winner
 
 
 def parse_winner(text: str | None) -> str | None:
-    """'A', 'B' or '0' (tie) from the judge's answer; None when it cannot be read.
-
-    Strict JSON first; then a JSON object embedded in prose or a code fence; then a `winner: X`
-    pattern; then a bare answer ("A", "Response B", "tie").
-    """
-    if not text:
+    """`read_winner`, with None for an answer that is not a verdict."""
+    try:
+        return read_winner(text)
+    except InvalidAnswer:
         return None
-    text = text.strip()
-    if (w := _from_json(text)) is not None:
-        return w
-    for match in re.finditer(r"\{[^{}]*\}", text):
-        if (w := _from_json(match.group(0))) is not None:
-            return w
-    if (m := _WINNER_RE.search(text)) or (m := _BARE_RE.match(text)):
-        return _normalize(m.group(1))
-    return None
