@@ -72,7 +72,8 @@ def judge_yaml(tmp_path, fake, monkeypatch):
     path.write_text(yaml.safe_dump({
         "results": "results", "seed": 0,
         "judge": {"model": "fake-judge", "base_url": fake.base_url, "api_key_env": "FAKE_JUDGE_KEY",
-                  "max_concurrency": 2, "max_retries": 0, "temperature": 0.0, "max_tokens": 16}}))
+                  "max_concurrency": 2, "max_retries": 0, "temperature": 0.0, "max_tokens": 16,
+                  "max_invalid_retries": 1, "max_invalid_fraction": 0.25}}))
     return str(path)
 
 
@@ -98,19 +99,45 @@ def test_judges_both_orders_into_a_csv_of_games(fake, files, judge_yaml, tmp_pat
     header = out.read_text().splitlines()[0].split(",")
     assert {"prompt_id", "model_a", "model_b", "winner"} <= set(header)
     # the workflow's settings went over the wire: model, temperature, schema, the key's variable
-    assert len(fake.requests) == 8 and {r["model"] for r in fake.requests} == {"fake-judge"}
+    # p4's two games were asked twice each (judge.max_invalid_retries 1), then left without a winner
+    assert len(fake.requests) == 10 and {r["model"] for r in fake.requests} == {"fake-judge"}
     assert {r["max_tokens"] for r in fake.requests} == {16}
     assert all(r["response_format"]["json_schema"]["strict"] for r in fake.requests)  # default
     assert {h["authorization"] for h in fake.headers} == {f"Bearer {FAKE_KEY}"}
     stdout, stderr = capfd.readouterr()
-    assert "8 games (c02 vs base)" in stdout and FAKE_KEY not in stdout + stderr
-    # rerun: only the two games without a verdict are asked again; the ledger has both runs
-    assert run_cli(argv) == 0 and len(fake.requests) == 10 and games(out) == EXPECTED
+    assert "8 games (c02 vs base): 6 with a verdict, 2 without; 0 from the cache, 10 requests sent, " \
+        "10 answers received" in stdout and FAKE_KEY not in stdout + stderr
+    rows = list(csv.DictReader(out.open()))
+    assert {(r["prompt_id"], r["status"], r["attempts"]) for r in rows} == {
+        ("p1", "valid", "1"), ("p2", "valid", "1"), ("p3", "valid", "1"), ("p4", "invalid", "2")}
+    # rerun: only the two games without a verdict are asked again; the ledger has both runs,
+    # one record per answer received and per cache hit
+    assert run_cli(argv) == 0 and len(fake.requests) == 14 and games(out) == EXPECTED
     records = [json.loads(x) for x in ledger.read_text().splitlines()]
-    assert [(r["api_calls"], r["cache_hits"]) for r in records] == [(8, 0), (2, 6)]
+    assert sum(r["kind"] == "answer" for r in records) == len(fake.requests)
+    assert sum(r["kind"] == "cache_hit" for r in records) == 6
+    assert {r["job"] for r in records} == {str(out)}
+    assert sorted(r["attempt"] for r in records if not r["valid"]) == [1, 1, 1, 1, 2, 2, 2, 2]
 
 
-def test_names_parquet_and_flags_without_config(fake, files, tmp_path):
+def test_too_many_games_without_a_verdict_is_exit_1_naming_the_count(fake, files, judge_yaml, tmp_path,
+                                                                     capfd):
+    strict = tmp_path / "strict.yaml"
+    doc = yaml.safe_load(open(judge_yaml))
+    doc["judge"]["max_invalid_fraction"] = 0.01
+    strict.write_text(yaml.safe_dump(doc))
+    out = tmp_path / "g.csv"
+    assert run_cli([*files, "--out", str(out), "--config", str(strict)]) == 1
+    err = capfd.readouterr().err
+    assert re.search(r"medadapt judge: failed: .*g\.csv: 2 of 8 games have no verdict \(2 invalid "
+                     r"after up to 2 answers each.*judge\.max_invalid_fraction 0\.01 allows 0", err)
+    assert not out.exists()
+
+
+def test_names_parquet_and_flags_without_config(fake, tmp_path):
+    # without p4: no config, so judge.max_invalid_fraction is the default, which allows no failure
+    files = (write_responses(tmp_path / "c02.jsonl", CAND[:3]),
+             write_responses(tmp_path / "base.jsonl", BASE[:3]))
     out = tmp_path / "games.parquet"
     argv = [*files, "--out", str(out), "--model", "fake-judge", "--base-url", fake.base_url,
             "--candidate-name", "tiny/s/c02", "--baseline-name", "tiny/s/base"]
@@ -119,7 +146,7 @@ def test_names_parquet_and_flags_without_config(fake, files, tmp_path):
     got = {(r["prompt_id"], r["model_a"], r["model_b"], r["winner"] or "") for r in df.iter_rows(named=True)}
     assert got == {(p, a.replace("c02", "tiny/s/c02").replace("base", "tiny/s/base"),
                     b.replace("c02", "tiny/s/c02").replace("base", "tiny/s/base"), w)
-                   for p, a, b, w in EXPECTED}
+                   for p, a, b, w in EXPECTED if p != "p4"}
     # no config: the schema's defaults (max_tokens 32, JSON schema on) and the dummy key
     assert {r["max_tokens"] for r in fake.requests} == {32}
     assert all("response_format" in r for r in fake.requests)

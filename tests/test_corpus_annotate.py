@@ -118,10 +118,15 @@ def test_openai_backend_cache_ledger_and_retries(tmp_path, fake_server):
     # a rerun sends only the document whose answer did not parse
     second = annotate(*args, cache_dir=cache, ledger=ledger)
     assert len(fake_server.requests) == 8 and second == first
+    # the ledger: one record per answer received (the 429 too) and per cache hit
     records = [json.loads(x) for x in open(ledger).read().splitlines()]
-    assert [(r["api_calls"], r["cache_hits"], r["unparseable"]) for r in records] == [(6, 0, 1), (1, 5, 1)]
-    assert records[0]["sample"] == sample and records[0]["chunk"] == 0 and records[0]["model"] == "judge-x"
-    assert records[0]["prompt_tokens"] == 600 and records[0]["cost_usd"] is None
+    assert [(r["kind"], r["status"], r["valid"]) for r in records].count(("answer", 200, True)) == 5
+    assert sorted((r["kind"], r["status"]) for r in records) == \
+        [("answer", 200)] * 7 + [("answer", 429)] + [("cache_hit", None)] * 5
+    assert sum(r["kind"] == "answer" for r in records) == len(fake_server.requests)
+    assert {(r["job"], r["stage"], r["model"]) for r in records} == \
+        {(str(tmp_path / "chunk-0.parquet"), "annotate", "judge-x")}
+    assert sum(r["prompt_tokens"] or 0 for r in records) == 700 and {r["cost_usd"] for r in records} == {None}
 
 
 def test_openai_backend_missing_key(tmp_path, monkeypatch):

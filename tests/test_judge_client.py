@@ -21,8 +21,11 @@ from medadapt.io import write_jsonl
 from medadapt.judge import judge_pair
 from medadapt.judge.config import JudgeConfig
 from medadapt.judge.pairs import run_pair
-from medadapt.judge.template import parse_winner
-from medadapt.llm import LLMError
+from medadapt.config import resolve_block
+from medadapt.judge.pairs import JudgeFailed
+from medadapt.judge.template import parse_winner, read_winner
+from medadapt.llm import InvalidAnswer, LLMError
+from medadapt.llm import ledger as ledger_file
 
 
 def verdict(messages) -> str:
@@ -47,7 +50,7 @@ def judge_cfg(fake, key_env, **over):
            "max_tokens": 16, "use_json_schema": True,
            "prices_per_mtok": {"input": 0.4, "output": 1.6}}
     cfg.update(over)
-    return cfg
+    return resolve_block("judge", cfg, source="test")
 
 
 NAMES = {"candidate_name": "tiny/s/c02", "baseline_name": "tiny/s/base"}
@@ -83,14 +86,29 @@ def gens(tmp_path):
 
 @pytest.mark.parametrize("text,expected", [
     ('{"winner": "A"}', "A"), ('{"winner":"B"}', "B"), ('{"winner": "0"}', "0"),
-    ('{"winner": 0}', "0"), ('{"winner": "tie"}', "0"), ('  {"winner": "b"}\n', "B"),
-    ('```json\n{"winner": "A"}\n```', "A"), ('Sure! {"winner": "B"} because ...', "B"),
-    ('{"winner": "A"', "A"), ("winner: B", "B"), ("A", "A"), ("Response B.", "B"),
-    ('{"winner": "C"}', None), ("I cannot decide.", None), ("", None), (None, None),
-    ('{"winner": true}', None), ('{"verdict": "A"}', None), ("Both A and B are fine", None),
+    ('  {"winner": "B"}\n', "B"), ('{"winner": "A", "reason": "klarer"}', "A"),
+    ('```json\n{"winner": "A"}\n```', "A"), ('```\n{"winner": "0"}\n```\n', "0"),
 ])
-def test_parse_winner(text, expected):
-    assert parse_winner(text) == expected
+def test_read_winner_accepts_only_the_schema(text, expected):
+    assert read_winner(text) == parse_winner(text) == expected
+
+
+@pytest.mark.parametrize("text,why", [
+    ('{"winner": "A"', "not a JSON object"),  # truncated: never read as "A"
+    ('{"winner": 0.5}', 'winner 0.5 is not one of'), ('{"winner": 0}', "winner 0 is not one of"),
+    ('{"winner": "tie"}', 'winner "tie" is not'), ('{"winner": "b"}', 'winner "b" is not'),
+    ('{"winner": "C"}', 'winner "C" is not'), ('{"winner": true}', "winner true is not"),
+    ('{"winner": null}', "winner null is not"), ('{"verdict": "A"}', "no 'winner' key"),
+    ('{"winner": "A", "winner": "B"}', "duplicate key"), ('["A"]', "JSON list, not an object"),
+    ("tie-breaker: B", "not a JSON object"), ("A/B", "not a JSON object"), ("A", "not a JSON object"),
+    ("Response B.", "not a JSON object"), ('Sure! {"winner": "B"} because ...', "not a JSON object"),
+    ('```json\n{"winner": "A"}\n``` Begründung: A', "not a JSON object"),
+    ('```json\n{"winner": "A"\n```', "not a JSON object"), ("", "empty answer"), (None, "empty answer"),
+])
+def test_anything_else_is_invalid_with_a_reason(text, why):
+    with pytest.raises(InvalidAnswer, match=re.escape(why)):
+        read_winner(text)
+    assert parse_winner(text) is None
 
 
 def test_missing_key_is_a_clear_error_and_nothing_is_sent(fake, gens, tmp_path, monkeypatch):
@@ -114,7 +132,9 @@ def test_judge_pair_both_orders_outcomes_cache_and_ledger(fake, key_env, gens, t
     df = pl.read_parquet(out)
     assert df.columns == ["prompt_id", "order", "winner_raw", "outcome", "judge_model",
                           "prompt_tokens", "completion_tokens", "cache_hit", "key", "raw",
-                          "model_a", "model_b", "winner"]
+                          "model_a", "model_b", "winner", "status", "attempts", "invalid_reason"]
+    assert set(df["status"]) == {"valid"} and df["attempts"].to_list() == [1] * 6
+    assert df["invalid_reason"].null_count() == 6
     got = {(r["prompt_id"], r["order"]): (r["winner_raw"], r["outcome"]) for r in df.iter_rows(named=True)}
     assert got == {("p1", "cand_first"): ("A", "win"), ("p1", "base_first"): ("B", "win"),
                    ("p2", "cand_first"): ("B", "loss"), ("p2", "base_first"): ("A", "loss"),
@@ -136,15 +156,18 @@ def test_judge_pair_both_orders_outcomes_cache_and_ledger(fake, key_env, gens, t
     assert fake.headers[0]["authorization"] == f"Bearer {FAKE_KEY}"
     p1 = [r["messages"][1]["content"] for r in fake.requests if "Fieber" in r["messages"][1]["content"]]
     assert {c.index("Erhöhte") < c.index("Hitze.") for c in p1} == {True, False}
-    assert usage["api_calls"] == 6 and usage["cost_usd"] == pytest.approx((600 * 0.4 + 42 * 1.6) / 1e6)
+    assert usage["sent"] == usage["answers"] == 6
+    assert usage["cost_usd"] == pytest.approx((600 * 0.4 + 42 * 1.6) / 1e6)
     # rerun: everything from the cache, nothing sent, same result
     usage2 = judge_pair(cand, base, str(out), cfg, str(cache), ledger=str(ledger), **NAMES)
     df2 = pl.read_parquet(out)
-    assert len(fake.requests) == 6 and df2["cache_hit"].all()
-    assert df2.drop("cache_hit").equals(df.drop("cache_hit"))
-    lines = [json.loads(x) for x in ledger.read_text().splitlines()]
-    assert [x["api_calls"] for x in lines] == [6, 0] and [x["cache_hits"] for x in lines] == [0, 6]
-    assert usage2["cost_usd"] == 0 and usage2["saved_usd"] == pytest.approx(usage["cost_usd"])
+    assert len(fake.requests) == 6 and df2["cache_hit"].all() and df2["attempts"].to_list() == [0] * 6
+    assert df2.drop("cache_hit", "attempts").equals(df.drop("cache_hit", "attempts"))
+    records = ledger_file.read(ledger)
+    assert [r["kind"] for r in records] == ["answer"] * 6 + ["cache_hit"] * 6
+    assert {(r["job"], r["stage"], r["model"]) for r in records} == {(str(out), "judge", "fake-judge")}
+    assert sum(r["cost_usd"] for r in records if r["kind"] == "answer") == pytest.approx(usage["cost_usd"])
+    assert usage2["cost_usd"] is None and usage2["sent"] == 0 and "saved_usd" not in usage2
     # a changed sampling parameter is a different request
     judge_pair(cand, base, str(out), judge_cfg(fake, key_env, temperature=0.7), str(cache), **NAMES)
     assert len(fake.requests) == 12
@@ -156,8 +179,9 @@ def test_no_json_schema_and_csv_ledger(fake, key_env, gens, tmp_path):
     judge_pair(cand, base, str(tmp_path / "j.parquet"), judge_cfg(fake, key_env, use_json_schema=False,
                prices_per_mtok=None), str(tmp_path / "c"), ledger=str(ledger), **NAMES)
     assert all("response_format" not in r for r in fake.requests)
-    header, row = ledger.read_text().splitlines()
-    assert header.startswith("time,candidate,baseline") and ",6,0," in row
+    header, *rows = ledger.read_text().splitlines()
+    assert header == ",".join(ledger_file.FIELDS) and len(rows) == 6
+    assert all(row.startswith("answer,") and ",200,True,100,7,,False," in row for row in rows)
 
 
 def test_secret_never_reaches_outputs_or_logs(fake, key_env, gens, tmp_path, capfd):
@@ -215,39 +239,50 @@ def test_timeout_is_retried(fake, key_env, tmp_path):
     assert pl.read_parquet(tmp_path / "j.parquet")["winner_raw"].null_count() == 0
 
 
-def test_exhausted_retries_fail_but_keep_successes_cached(fake, key_env, gens, tmp_path):
+def test_exhausted_retries_fail_naming_the_count_but_keep_successes_cached(fake, key_env, gens,
+                                                                          tmp_path, capfd):
     cand, base = gens
     # everything about p2 fails; the other four games succeed
     fake.hook = lambda body, n, h: (("status", 500, {}, {"error": {"message": "boom"}})
                                     if "Metformin" in body["messages"][1]["content"] else None)
-    cfg = judge_cfg(fake, key_env, max_retries=2, max_concurrency=1)
-    with pytest.raises(LLMError, match="giving up after 3 attempts"):
-        judge_fast(cand, base, str(tmp_path / "j.parquet"), cfg, str(tmp_path / "c"))
-    assert not (tmp_path / "j.parquet").exists()
-    cached = len(list((tmp_path / "c").rglob("*.json")))
-    assert 0 < cached <= 4
+    cfg = judge_cfg(fake, key_env, max_retries=2, max_concurrency=1, max_invalid_fraction=0.2)
+    out = tmp_path / "j.parquet"
+    with pytest.raises(JudgeFailed, match=r"2 of 6 games have no verdict \(0 invalid after up to 3 "
+                                          r"answers each, 2 without an answer.*max_invalid_fraction "
+                                          r"0\.2 allows 1\. Most common reason: no answer after 3 "
+                                          r"tries: InternalServerError 500"):
+        judge_pair(cand, base, str(out), cfg, str(tmp_path / "c"), **NAMES)
+    # the reason is the last line the job printed (its log, in the workflow)
+    assert capfd.readouterr().err.strip().splitlines()[-1].startswith("[judge] failed: JudgeFailed: ")
+    assert not out.exists()
+    assert len(list((tmp_path / "c").rglob("*.json"))) == 4
     fake.hook = None
     n_before = len(fake.requests)
-    judge_fast(cand, base, str(tmp_path / "j.parquet"), cfg, str(tmp_path / "c"))
-    assert len(fake.requests) - n_before == 6 - cached  # successes were not paid twice
+    judge_fast(cand, base, str(out), cfg, str(tmp_path / "c"))
+    assert len(fake.requests) - n_before == 2  # successes were not paid twice
+    assert set(pl.read_parquet(out)["status"]) == {"valid"}
 
 
-def test_unparseable_is_null_counted_and_not_cached(fake, key_env, gens, tmp_path, capfd):
+def test_invalid_is_asked_again_then_null_counted_and_not_cached(fake, key_env, gens, tmp_path, capfd):
     cand, base = gens
     fake.hook = lambda body, n, h: (("content", "Beide Antworten sind gut.")
                                     if "Fieber" in body["messages"][1]["content"] else None)
     out = tmp_path / "j.parquet"
-    usage = judge_pair(cand, base, str(out), judge_cfg(fake, key_env), str(tmp_path / "c"), **NAMES)
+    cfg = judge_cfg(fake, key_env, max_invalid_fraction=0.5)
+    usage = judge_pair(cand, base, str(out), cfg, str(tmp_path / "c"), **NAMES)
     df = pl.read_parquet(out)
     bad = df.filter(pl.col("prompt_id") == "p1")
     assert bad["winner_raw"].null_count() == 2 and bad["outcome"].null_count() == 2
     assert bad["winner"].null_count() == 2 and set(bad["model_a"]) == {"tiny/s/c02", "tiny/s/base"}
     assert bad["raw"].to_list() == ["Beide Antworten sind gut."] * 2
-    assert usage["unparseable"] == 2 and "unparseable" in capfd.readouterr().err
+    assert bad["status"].to_list() == ["invalid"] * 2 and bad["attempts"].to_list() == [3, 3]
+    assert bad["invalid_reason"].str.starts_with("not a JSON object").all()
+    assert usage["invalid"] == 2 and usage["reasks"] == 4 and len(fake.requests) == 10
+    assert "no valid answer to" in capfd.readouterr().err
     assert len(list((tmp_path / "c").rglob("*.json"))) == 4
     fake.hook = None
-    judge_pair(cand, base, str(out), judge_cfg(fake, key_env), str(tmp_path / "c"), **NAMES)
-    assert len(fake.requests) == 8  # only the two failures were asked again
+    judge_pair(cand, base, str(out), cfg, str(tmp_path / "c"), **NAMES)
+    assert len(fake.requests) == 12  # only the two failures were asked again
     assert pl.read_parquet(out)["outcome"].null_count() == 0
 
 
