@@ -259,7 +259,7 @@ async def _wait(client, api, batch, path: Path):
             client.log(f"batch {batch.id}: {batch.status} {done}")
             seen = now
         if time.monotonic() - start > client.batch.wait_s:
-            raise LLMError(f"batch {batch.id} is still {batch.status} after {client.batch.wait_s:.0f} s "
+            raise LLMError(f"batch {batch.id} is still {batch.status} after {client.batch.wait_s:g} s "
                            f"of waiting; it keeps running at {client.endpoint.url}: rerun the job "
                            f"to pick up its results (its id is kept in {path})")
         await asyncio.sleep(client.batch.poll_s)
