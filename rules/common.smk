@@ -36,6 +36,9 @@ PYTHON = "python" if workflow.deployment_settings.deployment_method else sys.exe
 MEDADAPT = f"{PYTHON} {ENTRY}"
 SERVE = config["judge"].get("serve")
 SERVER_FILE = f"{R}/judge/server.json"
+# Judge jobs wait on the network (a local server, an API, a batch that may take hours): they take
+# no core, so they do not hold back the jobs that need one.
+JUDGE_THREADS = 0 if SERVE or config["judge"]["batch"] else 1
 
 
 def model_dir(family, size, ckpt):

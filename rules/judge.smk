@@ -50,8 +50,8 @@ rule judge:
     conda:
         "../envs/judge.yaml"
     # An I/O-bound HTTP client; with the local server, 0 threads lets all judge jobs (one group with
-    # the service) fit next to it.
-    threads: 0 if SERVE else 1
+    # the service) fit next to it; with the Batch API, all jobs submit and wait at once.
+    threads: JUDGE_THREADS
     params:
         judge=config["judge"],
         candidate_name=lambda wc: f"{wc.family}/{wc.size}/{wc.ckpt}",
