@@ -5,6 +5,8 @@ import csv
 import json
 import multiprocessing
 
+import pytest
+
 from medadapt.llm import ledger
 
 
@@ -39,3 +41,30 @@ def test_parallel_appends_stay_whole(tmp_path):
     assert [p.exitcode for p in procs] == [0] * 4
     records = [json.loads(x) for x in open(path).read().splitlines()]
     assert sorted((r["worker"], r["i"]) for r in records) == [(w, i) for w in range(4) for i in range(40)]
+
+
+def test_record_has_every_field_in_order():
+    rec = ledger.record("answer", job="results/judge/q/7b/c05_vs_next.parquet", stage="judge",
+                        model="gpt-4.1-mini", endpoint=ledger.endpoint_host(None), key="ab" * 32,
+                        attempt=2, status=429, reason="RateLimitError 429")
+    assert list(rec) == list(ledger.FIELDS)
+    assert rec["endpoint"] == "api.openai.com" and rec["batch"] is False and rec["valid"] is None
+    assert rec["time"].endswith("+00:00") and rec["cost_usd"] is None
+    hit = ledger.record("cache_hit", job="j", stage="annotate", attempt=0, valid=True, batch=True)
+    assert hit["kind"] == "cache_hit" and hit["batch"] is True and hit["status"] is None
+    with pytest.raises(ValueError, match="kind 'paid'"):
+        ledger.record("paid")
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['saved_usd'\]"):
+        ledger.record("answer", saved_usd=1.0)
+
+
+@pytest.mark.parametrize("url,host", [
+    (None, "api.openai.com"), ("http://127.0.0.1:8000/v1", "127.0.0.1"),
+    ("https://user:secret@proxy.example.org:8443/v1?key=abc", "proxy.example.org"),
+])
+def test_endpoint_is_the_host_only(url, host):
+    assert ledger.endpoint_host(url) == host
+
+
+def test_read_missing_ledger_is_empty(tmp_path):
+    assert ledger.read(tmp_path / "none.jsonl") == []
