@@ -23,10 +23,11 @@ import select
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import polars as pl
 import pytest
+from test_llm_client import LocalHTTP
 
 import medadapt.cli
 from medadapt.config import resolve_block
@@ -52,7 +53,7 @@ def game_of(user: str) -> tuple[int, str]:
     return i, "cand_first" if "cand" in a else "base_first"
 
 
-class FaultyJudge:
+class FaultyJudge(LocalHTTP):
     """scripts: (prompt number, order) -> list of faults, played one per request, then valid."""
 
     def __init__(self, scripts):
@@ -62,6 +63,7 @@ class FaultyJudge:
         self.counts = collections.Counter()  # requests, answers (written), by fault, abandoned
         self.valid_sent = collections.Counter()  # valid verdicts written per game
         self.meant: dict[tuple[int, str], str] = {}
+        self.in_flight = 0
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -86,6 +88,15 @@ class FaultyJudge:
                 return bool(ready) and self.connection.recv(1, socket.MSG_PEEK) == b""
 
             def do_POST(self):  # noqa: N802
+                with fake.lock:
+                    fake.in_flight += 1
+                try:
+                    self._answer()
+                finally:
+                    with fake.lock:
+                        fake.in_flight -= 1
+
+            def _answer(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 user = body["messages"][-1]["content"]
                 game, verdict = game_of(user), meant(user)
@@ -129,14 +140,14 @@ class FaultyJudge:
                     fake.counts["answers"] += 1
                     fake.counts[fault] += 1
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.serve(Handler)
 
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def settle(self, timeout_s: float = 10.0) -> None:
+        """Wait for the handlers still busy (a slow answer sleeps on after its client gave up)."""
+        deadline = time.monotonic() + timeout_s
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert self.in_flight == 0
 
 
 N_PROMPTS = 30
@@ -180,6 +191,7 @@ def answers_in_ledger(path) -> collections.Counter:
 
 def report(capsys, title, server, tmp_path, games_without_verdict, seconds):
     """The numbers of all runs so far: from the server's side and from the ledger."""
+    server.settle()
     records = ledger_file.read(tmp_path / "ledger.jsonl")
     retried = sum(r["kind"] == "error" or (r["kind"] == "answer" and r["status"] != 200)
                   for r in records)
@@ -194,6 +206,7 @@ def report(capsys, title, server, tmp_path, games_without_verdict, seconds):
 
 def check_wire(server, tmp_path):
     """The invariants over every run so far: the ledger matches the wire, nothing paid twice."""
+    server.settle()
     kinds = answers_in_ledger(tmp_path / "ledger.jsonl")
     assert kinds["answer"] == server.counts["answers"]  # every answer the server sent, counted
     assert kinds["error"] == server.counts["abandoned"]  # every request that got no answer

@@ -19,12 +19,12 @@ import threading
 import time
 from email.parser import BytesParser
 from email.policy import default as email_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import openai
 import polars as pl
 import pytest
-from test_llm_client import FAKE_KEY
+from test_llm_client import FAKE_KEY, LocalHTTP
 
 from medadapt.config import resolve_block
 from medadapt.io import write_jsonl
@@ -48,7 +48,7 @@ def completion(content: str, model: str) -> dict:
             "usage": {"prompt_tokens": 300, "completion_tokens": 5, "total_tokens": 305}}
 
 
-class FakeBatchAPI:
+class FakeBatchAPI(LocalHTTP):
     """`answer(body, n)` -> ("ok", content) | ("status", code, message) | ("error", code, message)
     | ("none",): what the n-th submission (1-based) of a request gets in its batch."""
 
@@ -113,14 +113,7 @@ class FakeBatchAPI:
                                                 "has_more": False})
                 self._error(404, f"no route {self.path}")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler)
 
     # ---- the protocol ------------------------------------------------------------------------------
 

@@ -25,7 +25,26 @@ from medadapt.llm.client import ChatClient, Endpoint, RetryPolicy, retry_after
 FAKE_KEY = "sk-test-SECRET-5f3c9a1d7e"
 
 
-class FakeOpenAI:
+class LocalHTTP:
+    """Serves a request handler class on 127.0.0.1 (a free port) in a thread; the fakes' base."""
+
+    class _Server(ThreadingHTTPServer):
+        # The default backlog of 5 drops connections beyond it, which a client sees as a timeout:
+        # a fault of the fake, not of the code under test.
+        request_queue_size = 128
+
+    def serve(self, handler) -> None:
+        self.server = self._Server(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FakeOpenAI(LocalHTTP):
     """`answer(body) -> str`: the assistant's content for a request.
 
     hook(body, n, headers) -> None (answer normally) or an action tuple:
@@ -89,15 +108,7 @@ class FakeOpenAI:
                     with fake.lock:
                         fake.in_flight -= 1
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler)
 
 
 def echo_number(body) -> str:
