@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from medadapt.config import resolve_block
 from medadapt.io import write_jsonl
 from medadapt.judge import judge_pair
 from medadapt.llm.engine import STRUCTURED_OUTPUTS
@@ -79,9 +80,9 @@ def test_real_vllm_server_judges_both_orders_and_stops_on_sigterm(tiny_lm, tmp_p
                 ("m2", "Was ist Metformin?", "Ein Mittel bei Diabetes.", "Ein Antibiotikum.")]
         write_jsonl(tmp_path / "c.jsonl", [{"id": i, "instruction": q, "response": c} for i, q, c, _ in rows])
         write_jsonl(tmp_path / "b.jsonl", [{"id": i, "instruction": q, "response": b} for i, q, _, b in rows])
-        judge = {"model": "unused", "base_url": None, "api_key_env": "", "max_concurrency": 4,
-                 "max_retries": 2, "timeout_s": 120, "temperature": 0.0, "max_tokens": 16,
-                 "use_json_schema": True}
+        judge = resolve_block("judge", {"model": "unused", "base_url": None, "api_key_env": "",
+                                        "max_concurrency": 4, "max_retries": 2, "timeout_s": 120,
+                                        "temperature": 0.0, "max_tokens": 16})
         args = (str(tmp_path / "c.jsonl"), str(tmp_path / "b.jsonl"), str(tmp_path / "j.parquet"),
                 judge, str(tmp_path / "cache"))
         names = {"candidate_name": "tiny/s/c02", "baseline_name": "tiny/s/base"}
@@ -89,7 +90,9 @@ def test_real_vllm_server_judges_both_orders_and_stops_on_sigterm(tiny_lm, tmp_p
         df = pl.read_parquet(tmp_path / "j.parquet")
         assert df.height == 4 and set(df["order"]) == {"cand_first", "base_first"}
         assert set(df["winner_raw"].to_list()) <= {"A", "B", "0"}, df["raw"].to_list()
+        # guided decoding makes every answer a verdict, read strictly (as the demo's max_tokens allows)
         assert df["outcome"].null_count() == 0 and not df["cache_hit"].any()
+        assert set(df["status"]) == {"valid"} and df["attempts"].to_list() == [1] * 4
         assert set(df["judge_model"]) == {"tiny-judge"}
         assert (df["prompt_tokens"] > 0).all()
         assert df["winner"].equals(df["winner_raw"], check_names=False)
