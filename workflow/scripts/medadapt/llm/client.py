@@ -338,7 +338,8 @@ class ChatClient:
         if result.status == "valid":
             return
         st.failed += st.weight[result.key]
-        if st.max_failed is not None and st.failed > st.max_failed and not st.over_budget:
+        if (st.max_failed is not None and st.failed > st.max_failed and not st.over_budget
+                and not st.fatal):
             st.over_budget = True
             self.log(f"stopping: {st.failed} requests without a valid answer, more than the "
                      f"{st.max_failed} allowed; requests in flight are finished, no new ones sent")
@@ -387,7 +388,7 @@ class ChatClient:
         async def one(key: str, messages: Messages) -> None:
             result = results[key] = await self._ask(st, client, sem, key, messages, params, parse)
             self._settle(st, result)
-            if len(results) % step == 0 or len(results) == len(todo):
+            if not st.stop.is_set() and (len(results) % step == 0 or len(results) == len(todo)):
                 self.log(f"{len(results)}/{len(todo)} requests done")
 
         async with openai.AsyncOpenAI(**client_kwargs) as client:
