@@ -178,14 +178,26 @@ def baseline_name(wc):
     return f"{wc.family}/{GRID.baseline_size(wc.family, wc.size, wc.baseline)}/base"
 
 
-# The fit's players: the source itself (`base`) and every merged checkpoint, against one baseline.
-FIT_CKPTS = ["base"] + CKPTS
+def fit_ckpts(baseline):
+    """The checkpoints judged and fitted against a baseline. The source model never plays itself:
+    against the source only the merged checkpoints play (its own point, 0.5 by definition, is
+    written unfitted); against the next larger model the source plays too (the 0-token point)."""
+    return CKPTS if baseline == "source" else ["base"] + CKPTS
+
+
+def fit_ckpt_names(wc):
+    return fit_ckpts(wc.baseline)
+
+
+def fit_self_ckpt(wc):
+    """The checkpoint that is the baseline itself: the source, in the comparison against it."""
+    return "base" if wc.baseline == "source" else None
 
 
 def fit_judgments(wc):
     return [
         f"{R}/judge/{wc.family}/{wc.size}/{c}_vs_{wc.baseline}.parquet"
-        for c in FIT_CKPTS
+        for c in fit_ckpts(wc.baseline)
     ]
 
 
@@ -198,7 +210,7 @@ TRAIN_LOGS = [
     for s in GRID.adapted(f)
 ]
 FITS = [f"{R}/fit/{f}/{s}_vs_{b}.csv" for f, s, b in GRID.comparisons()]
-GAMES = [(f, s, c, b) for f, s, b in GRID.comparisons() for c in FIT_CKPTS]
+GAMES = [(f, s, c, b) for f, s, b in GRID.comparisons() for c in fit_ckpts(b)]
 JUDGMENT_KEYS = ["/".join(game) for game in GAMES]
 JUDGMENTS = [f"{R}/judge/{f}/{s}/{c}_vs_{b}.parquet" for f, s, c, b in GAMES]
 TABLES = {
