@@ -216,8 +216,24 @@ JUDGMENT_KEYS = ["/".join(game) for game in GAMES]
 JUDGMENTS = [f"{R}/judge/{f}/{s}/{c}_vs_{b}.parquet" for f, s, c, b in GAMES]
 TABLES = {
     name: f"{R}/tables/{name}.csv"
-    for name in ("compute", "mcqa", "rankings", "win_tie_loss")
+    for name in ("compute", "mcqa", "rankings", "win_tie_loss", "llm_usage")
 }
+# Usage ledgers of the LLM clients, appended as requests are answered. No job declares them; a ledger
+# that does not exist means nothing was sent through that client.
+JUDGE_LEDGER = f"{R}/judge/ledger.jsonl"
+ANNOTATION_LEDGER = f"{R}/corpus/annotations/ledger.jsonl"
+LEDGERS = [JUDGE_LEDGER, ANNOTATION_LEDGER]
+
+
+def medqa_de_info(wc):
+    """What German MedQA's test set and one-shot pool are, for the report (when it is a task)."""
+    return (
+        ["data/eval/medqa_de/info.json"]
+        if "medqa_de" in config["mcqa"]["tasks"]
+        else []
+    )
+
+
 FIGURE_KINDS = (
     "trajectories_tokens",
     "trajectories_flops",

@@ -39,11 +39,14 @@ FLOATS = ("score_lo", "score_hi", "expected_score_lo", "expected_score_hi", "nu"
           "position_consistency")
 
 
-def load_judgments(path: str) -> tuple[pl.DataFrame, dict[str, int]]:
-    """The games of one judgment parquet that enter the fit (complete prompts: both orders with a
-    valid verdict), with `result` and `first` columns, and the counts: games, valid, invalid,
-    prompts, prompts_dropped. A game is valid iff its winner is not null."""
-    df = pl.read_parquet(path)
+def read_judgments(path: str) -> pl.DataFrame:
+    """All games of one judgment parquet, checked, with `result` (the candidate's 1 / 0.5 / 0; null
+    without a valid verdict) and `first` (+1 candidate shown first, −1 baseline) columns. A game is
+    valid iff its winner is not null."""
+    try:
+        df = pl.read_parquet(path)
+    except (OSError, pl.exceptions.ComputeError) as exc:
+        raise ValueError(f"{path}: cannot read judgment parquet ({exc})") from None
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; expected at least {list(REQUIRED)}")
@@ -76,6 +79,12 @@ def load_judgments(path: str) -> tuple[pl.DataFrame, dict[str, int]]:
             row = int((~agree).arg_max())
             raise ValueError(f"{path}: row {row + 1}: outcome {theirs[row]!r} does not match winner "
                              f"{df['winner'][row]!r} in order {df['order'][row]!r}")
+    return df
+
+
+def complete_games(df: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The games that enter the fit (complete prompts: both orders with a valid verdict) and the
+    counts: games, valid, invalid, prompts, prompts_dropped."""
     complete = (df.group_by("prompt_id")
                 .agg(ok=pl.col("result").is_not_null().all() & (pl.col("order").n_unique() == 2)))
     keep = complete.filter("ok")["prompt_id"]
@@ -83,6 +92,11 @@ def load_judgments(path: str) -> tuple[pl.DataFrame, dict[str, int]]:
               "invalid": int(df["winner"].null_count()), "prompts": complete.height,
               "prompts_dropped": complete.height - keep.len()}
     return df.filter(pl.col("prompt_id").is_in(keep.implode())), counts
+
+
+def load_judgments(path: str) -> tuple[pl.DataFrame, dict[str, int]]:
+    """`complete_games` of one judgment parquet (`read_judgments`)."""
+    return complete_games(read_judgments(path))
 
 
 def position_consistency(games: pl.DataFrame) -> float | None:
