@@ -253,3 +253,6 @@ def test_the_source_never_plays_itself_in_the_workflow():
     assert fits["results/fit/tiny/s_vs_source.csv"] == [
         f"results/judge/tiny/s/c0{k}_vs_source.parquet" for k in (1, 2, 3)]
     assert fits["results/fit/tiny/s_vs_next.csv"][0] == "results/judge/tiny/s/base_vs_next.parquet"
+    # the paper grid: 8 adapted sizes x (18 checkpoints x 2 baselines + the source against the next)
+    paper = [o for job in jobs(dry_run("config/config.yaml"), "judge") for o in job["output"]]
+    assert len(paper) == 8 * (18 * 2 + 1) and not [p for p in paper if "base_vs_source" in p]
