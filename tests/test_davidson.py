@@ -168,15 +168,17 @@ def test_recovers_an_order_effect():
     assert fit.status == "converged"
     assert fit.log_strengths == pytest.approx(theta, abs=0.06)
     assert fit.gamma == pytest.approx(1.8, rel=0.05) and fit.nu == pytest.approx(0.5, abs=0.04)
+    # P(1 wins | 1 shown first) = γπ_1 / (γπ_1 + π_0 + ν√(γπ_1π_0)), π_0 = 1
     p_first, p_tie, p_second = fit.probs(1, 0, first=1)
-    assert p_first == pytest.approx(1.8 * np.exp(fit.log_strengths[1]) / (
-        1.8 * np.exp(fit.log_strengths[1]) + 1 + fit.nu * np.sqrt(1.8 * np.exp(fit.log_strengths[1]))), rel=0.05)
+    g_pi = fit.gamma * fit.strengths[1]
+    assert p_first == pytest.approx(g_pi / (g_pi + 1 + fit.nu * np.sqrt(g_pi)), rel=1e-12)
     assert p_first + p_tie + p_second == pytest.approx(1.0)
     plain = fit_davidson(data[:3])
     assert np.all(np.abs(plain.log_strengths[1:]) < np.abs(fit.log_strengths[1:]))
     # two players, every game in one order: γ and the strengths cannot be told apart
     i, j, y = games(30, 10, 20)
-    with pytest.raises(ValueError, match=r"do not determine γ apart from the strengths \(judge some pairs in both orders\)"):
+    with pytest.raises(ValueError, match=r"do not determine γ apart from the strengths \(judge some "
+                                         r"pairs in both orders\)"):
         fit_davidson((i, j, y, [1] * len(i)), order_effect=True)
 
 

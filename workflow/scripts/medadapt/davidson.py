@@ -129,7 +129,7 @@ class Design:
         col[np.arange(n_players) != ref] = np.arange(n_theta)
         design = np.zeros((len(c.i), 3, self.n_params + 1))  # one spare column for θ_ref, dropped
         rows = np.arange(len(c.i))
-        ci, cj = np.where(col[c.i] < 0, self.n_params, col[c.i]), np.where(col[c.j] < 0, self.n_params, col[c.j])
+        ci, cj = (np.where(col[k] < 0, self.n_params, col[k]) for k in (c.i, c.j))
         design[rows, 0, ci] += 1.0                   # win:  θ_i (+ τ when i is shown first)
         design[rows, 1, ci] += 0.5                   # tie:  η + (θ_i + θ_j)/2 (+ τ/2)
         design[rows, 1, cj] += 0.5

@@ -1,7 +1,8 @@
 """One-shot multiple-choice QA with lm-eval (the paper's MCQA: plain loglikelihood, no chat template).
 
 Tasks are YAMLs under `include_path` (workflow/tasks/): the German MMLU subsets (openGPT-X MMLUX),
-German MedQA (BioMistral/BioInstructQA's German test split, converted by `convert_bioinstructqa`) and the demo task.
+German MedQA (BioMistral/BioInstructQA's German test split, converted by `convert_bioinstructqa`)
+and the demo task.
 Data paths inside local-file task YAMLs are relative to the working directory (the repo root).
 """
 from __future__ import annotations
