@@ -181,14 +181,27 @@ def baseline_name(wc):
     return f"{wc.family}/{GRID.baseline_size(wc.family, wc.size, wc.baseline)}/base"
 
 
-# The fit's players: the source itself (`base`) and every merged checkpoint, against one baseline.
-FIT_CKPTS = ["base"] + CKPTS
+def fit_ckpts(baseline):
+    """The checkpoints judged and fitted against a baseline. The source model never plays itself:
+    against the source only the merged checkpoints play (its own point, 0.5 by definition, is
+    written unfitted); against the next larger model the source plays too (the 0-token point).
+    """
+    return CKPTS if baseline == "source" else ["base"] + CKPTS
+
+
+def fit_ckpt_names(wc):
+    return fit_ckpts(wc.baseline)
+
+
+def fit_self_ckpt(wc):
+    """The checkpoint that is the baseline itself: the source, in the comparison against it."""
+    return "base" if wc.baseline == "source" else None
 
 
 def fit_judgments(wc):
     return [
         f"{R}/judge/{wc.family}/{wc.size}/{c}_vs_{wc.baseline}.parquet"
-        for c in FIT_CKPTS
+        for c in fit_ckpts(wc.baseline)
     ]
 
 
@@ -201,13 +214,29 @@ TRAIN_LOGS = [
     for s in GRID.adapted(f)
 ]
 FITS = [f"{R}/fit/{f}/{s}_vs_{b}.csv" for f, s, b in GRID.comparisons()]
-GAMES = [(f, s, c, b) for f, s, b in GRID.comparisons() for c in FIT_CKPTS]
+GAMES = [(f, s, c, b) for f, s, b in GRID.comparisons() for c in fit_ckpts(b)]
 JUDGMENT_KEYS = ["/".join(game) for game in GAMES]
 JUDGMENTS = [f"{R}/judge/{f}/{s}/{c}_vs_{b}.parquet" for f, s, c, b in GAMES]
 TABLES = {
     name: f"{R}/tables/{name}.csv"
-    for name in ("compute", "mcqa", "rankings", "win_tie_loss")
+    for name in ("compute", "mcqa", "rankings", "win_tie_loss", "llm_usage")
 }
+# Usage ledgers of the LLM clients, appended as requests are answered. No job declares them; a ledger
+# that does not exist means nothing was sent through that client.
+JUDGE_LEDGER = f"{R}/judge/ledger.jsonl"
+ANNOTATION_LEDGER = f"{R}/corpus/annotations/ledger.jsonl"
+LEDGERS = [JUDGE_LEDGER, ANNOTATION_LEDGER]
+
+
+def medqa_de_info(wc):
+    """What German MedQA's test set and one-shot pool are, for the report (when it is a task)."""
+    return (
+        ["data/eval/medqa_de/info.json"]
+        if "medqa_de" in config["mcqa"]["tasks"]
+        else []
+    )
+
+
 FIGURE_KINDS = (
     "trajectories_tokens",
     "trajectories_flops",

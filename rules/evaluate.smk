@@ -17,6 +17,7 @@ rule eval_prompts:
         "../envs/data.yaml"
     params:
         source=config["generate"]["prompts"],  # a user file: checked by the stage
+        expected_count=config["generate"]["expected_count"],
     script:
         ENTRY
 
@@ -36,17 +37,18 @@ rule eval_hub_datasets:
         ENTRY
 
 
-# Outside results/: workflow/tasks/medqa_de.yaml reads these paths (relative to the workdir).
+# Outside results/: workflow/tasks/medqa_de.yaml reads the test file (relative to the workdir).
 rule eval_medqa_de:
     output:
-        train_out="data/eval/medqa_de/train.jsonl",
         test_out="data/eval/medqa_de/test.jsonl",
+        info_out="data/eval/medqa_de/info.json",
     log:
         log("data/eval/medqa_de"),
     conda:
         "../envs/mcqa.yaml"
     params:
         source=config["mcqa"].get("medqa_de", {}),
+        num_fewshot=config["mcqa"]["num_fewshot"],
         online=True,
     script:
         ENTRY

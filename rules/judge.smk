@@ -76,8 +76,10 @@ rule fit:
         size=lambda wc: wc.size,
         baseline=lambda wc: wc.baseline,
         baseline_model=baseline_name,
-        ckpts=FIT_CKPTS,
+        ckpts=fit_ckpt_names,
+        self_ckpt=fit_self_ckpt,
         n_boot=config["fit"]["n_boot"],
+        order_effect=config["fit"]["order_effect"],
         seed=config["seed"],
     script:
         ENTRY

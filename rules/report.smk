@@ -10,6 +10,7 @@ rule tables:
         judgments=JUDGMENTS,
         corpus_stats=f"{R}/tables/corpus_stats.csv",
         corpus_validation=f"{R}/tables/corpus_validation.csv",
+        medqa_de_info=medqa_de_info,
     output:
         out_compute=report(
             TABLES["compute"],
@@ -29,6 +30,11 @@ rule tables:
             caption="../workflow/report/win_tie_loss.rst",
             category="Tables",
         ),
+        out_usage=report(
+            TABLES["llm_usage"],
+            caption="../workflow/report/llm_usage.rst",
+            category="Tables",
+        ),
         out_summary=report(
             f"{R}/tables/summary.md",
             caption="../workflow/report/summary.rst",
@@ -42,6 +48,7 @@ rule tables:
         mcqa_keys=MCQA_KEYS,
         judgment_keys=JUDGMENT_KEYS,
         pairs=NEXT_LARGER,
+        ledgers=LEDGERS,
     script:
         ENTRY
 

@@ -1,6 +1,6 @@
 """`medadapt davidson`: a judgments table -> one row per model. Known answers (the two-player closed
-form), recovery of simulated strengths, the bootstrap's resampling unit, and every bad input as a
-usage error (exit code 2)."""
+form), recovery of simulated strengths and of a position effect, degenerate data reported, the
+bootstrap's resampling unit, and every bad input as a usage error (exit code 2)."""
 from __future__ import annotations
 
 import math
@@ -28,13 +28,19 @@ def two_player_csv(path, w=30, t=10, l=20, invalid=3):
 
 
 def check_closed_form(table: pl.DataFrame, w=30, t=10, l=20):
+    """share = W/(W+L), ν = T/√(W·L), expected score = (W + T/2)/n; x won as often shown first as
+    second, so γ = 1."""
     x, y = (table.filter(pl.col("model") == m).row(0, named=True) for m in ("x", "y"))
-    assert x["share"] == pytest.approx(w / (w + l), abs=1e-6)  # against the reference y
+    assert x["share"] == pytest.approx(w / (w + l), abs=1e-9)  # against the reference y
     assert y["share"] == 0.5
-    assert x["nu"] == y["nu"] == pytest.approx(t / math.sqrt(w * l), abs=1e-6)
-    assert x["strength"] == pytest.approx(math.log(w / l) / 2, abs=1e-6) == -y["strength"]
+    assert x["nu"] == y["nu"] == pytest.approx(t / math.sqrt(w * l), abs=1e-9)
+    assert x["gamma"] == y["gamma"] == pytest.approx(1.0, abs=1e-9)
+    assert x["strength"] == pytest.approx(math.log(w / l) / 2, abs=1e-9) == -y["strength"]
+    assert x["expected_score"] == pytest.approx((w + t / 2) / (w + t + l))
+    assert y["expected_score"] == pytest.approx((l + t / 2) / (w + t + l))
     assert (x["games"], x["wins"], x["ties"], x["losses"]) == (w + t + l, w, t, l)
     assert (y["wins"], y["ties"], y["losses"]) == (l, t, w)
+    assert not x["degenerate"] and not y["degenerate"]
 
 
 def test_two_player_closed_form_through_the_command(tmp_path):
@@ -62,25 +68,47 @@ def test_two_player_closed_form(tmp_path, capsys):
     check_closed_form(table)
     x, y = table.rows(named=True)
     assert x["ci_low"] < x["share"] < x["ci_high"]
+    assert x["expected_ci_low"] < x["expected_score"] < x["expected_ci_high"]
     assert y["ci_low"] == y["ci_high"] == 0.5
 
 
-def test_default_prior_is_within_1e6_and_no_bootstrap_leaves_cells_empty(tmp_path):
+def test_the_default_prior_leaves_a_finite_fit_alone_and_no_bootstrap_leaves_cells_empty(tmp_path):
     out = tmp_path / "board.csv"
     invoke(davidson_cli, ["davidson", two_player_csv(tmp_path / "g.csv"), "--out", str(out),
                           "--reference", "y", "--bootstrap", "0"])
     check_closed_form(pl.read_csv(out))
-    lines = out.read_text().splitlines()
-    assert all(line.split(",")[3:5] == ["", ""] for line in lines[1:])
+    table = pl.read_csv(out)
+    empty = ("ci_low", "ci_high", "expected_ci_low", "expected_ci_high")
+    assert all(table[c].null_count() == table.height for c in empty)
+    invoke(davidson_cli, ["davidson", str(tmp_path / "g.csv"), "--out", str(out), "--reference", "y",
+                          "--bootstrap", "0", "--no-order-effect"])
+    assert pl.read_csv(out)["gamma"].null_count() == 2
 
 
-def simulate(theta, nu, n_prompts, rng, per_prompt=4):
-    """Games between random pairs of models; each prompt holds `per_prompt` games."""
+def test_a_model_that_never_loses_is_reported(tmp_path, capsys):
+    rows = [{"prompt_id": f"p{k}", "model_a": a, "model_b": b, "winner": w}
+            for k in range(6) for a, b, w in (("x", "y", "A"), ("y", "x", "B"))]
+    rows += [{"prompt_id": "q", "model_a": "y", "model_b": "z", "winner": w} for w in "AB0"]
+    rows += [{"prompt_id": "r", "model_a": "z", "model_b": "y", "winner": w} for w in "AB0"]
+    pl.DataFrame(rows).write_csv(tmp_path / "g.csv")
+    out = tmp_path / "board.csv"
+    invoke(davidson_cli, ["davidson", str(tmp_path / "g.csv"), "--out", str(out), "--reference", "y",
+                          "--bootstrap", "0"])
+    printed = capsys.readouterr().out
+    assert "warning: no finite maximum-likelihood estimate: x's strength grows without bound above y's" in printed
+    table = pl.read_csv(out)
+    assert table.filter(pl.col("degenerate"))["model"].to_list() == ["x"]
+    assert table["share"][0] > 0.999
+
+
+def simulate(theta, nu, n_prompts, rng, per_prompt=4, gamma=1.0):
+    """Games between random pairs of models; each prompt holds `per_prompt` games; the model shown
+    first (A) plays with its strength times `gamma`."""
     n = len(theta)
     k = n_prompts * per_prompt
     i = rng.integers(0, n, k)
     j = (i + rng.integers(1, n, k)) % n
-    a, b = np.exp(theta[i]), np.exp(theta[j])
+    a, b = gamma * np.exp(theta[i]), np.exp(theta[j])
     u = rng.random(k) * (a + b + nu * np.sqrt(a * b))
     winner = np.where(u < a, "A", np.where(u < a + nu * np.sqrt(a * b), "0", "B"))
     names = np.array([f"m{x}" for x in range(n)])
@@ -101,11 +129,25 @@ def test_recovers_simulated_strengths_from_parquet(tmp_path):
     assert table["nu"][0] == pytest.approx(0.8, abs=0.05)
     assert table["strength"].sum() == pytest.approx(0.0, abs=1e-9)
     assert table["games"].sum() == 2 * 24000
+    assert table["gamma"][0] == pytest.approx(1.0, abs=0.05)
+
+
+def test_recovers_a_position_effect(tmp_path):
+    theta = np.array([0.0, 1.0, -0.6])
+    path = tmp_path / "games.parquet"
+    simulate(theta, 0.5, 6000, np.random.default_rng(5), gamma=2.0).write_parquet(path)
+    out = tmp_path / "board.csv"
+    invoke(davidson_cli, ["davidson", str(path), "--out", str(out), "--reference", "m0",
+                          "--bootstrap", "0"])
+    table = pl.read_csv(out).sort("model")
+    assert table["gamma"][0] == pytest.approx(2.0, rel=0.06)
+    assert table["strength"].to_numpy() == pytest.approx(theta - theta.mean(), abs=0.06)
 
 
 def test_bootstrap_resamples_whole_prompts_and_is_seeded(tmp_path):
     """Every prompt is one win for each side: resampling prompts keeps W = L (share exactly 0.5);
-    resampling rows (no prompt_id) does not."""
+    resampling rows (no prompt_id) does not. (The response shown first always wins, so γ would
+    have no finite estimate: the order effect is off here.)"""
     rows = [{"prompt_id": f"p{k}", "model_a": a, "model_b": b, "winner": "A"}
             for k in range(40) for a, b in (("x", "y"), ("y", "x"))]
     rows += [{"prompt_id": "t", "model_a": "x", "model_b": "y", "winner": "0"}]
@@ -117,7 +159,7 @@ def test_bootstrap_resamples_whole_prompts_and_is_seeded(tmp_path):
                             ("other", flat, 2)):
         out = tmp_path / f"board-{name}.csv"
         invoke(davidson_cli, ["davidson", str(src), "--out", str(out), "--reference", "y",
-                              "--bootstrap", "100", "--seed", str(seed)])
+                              "--bootstrap", "100", "--seed", str(seed), "--no-order-effect"])
         boards[name] = pl.read_csv(out)
     x = boards["grouped"].filter(pl.col("model") == "x").row(0, named=True)
     assert (x["ci_low"], x["share"], x["ci_high"]) == pytest.approx((0.5, 0.5, 0.5), abs=1e-6)

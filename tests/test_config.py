@@ -82,7 +82,7 @@ def test_defaults_come_from_the_schema_and_match_snakemake_validate():
     del cfg["merge"], cfg["fit"], cfg["judge"]["max_retries"]
     resolve(cfg)
     assert cfg["merge"] == {"method": "slerp", "t": 0.5, "dtype": "bfloat16"}
-    assert cfg["fit"] == {"n_boot": 1000} and cfg["judge"]["max_retries"] == 6
+    assert cfg["fit"] == {"n_boot": 1000, "order_effect": True} and cfg["judge"]["max_retries"] == 6
     assert cfg["mcqa"]["limit"] is None and cfg["families"]["tiny"]["eval_gpus"] == {}
 
 

@@ -100,14 +100,16 @@ def test_win_tie_loss(tables, tmp_path):
     _png_ok(out)
     assert len(fig.axes) == (1 + 2) * 2                                # pooled + 2 sizes, 2 baselines
     assert fig.axes[0].get_title().startswith("against source model")
-    assert _tick_labels(fig.axes[2])[0] == "source"
-    # per-checkpoint bars: 3 outcomes x 4 bars (source + 3 ckpts); each bar stacks to 100 %
-    bars = fig.axes[2].patches
-    assert len(bars) == 12
-    tops = {}
-    for b in bars:
-        tops[round(b.get_x(), 3)] = max(tops.get(round(b.get_x(), 3), 0), b.get_y() + b.get_height())
-    assert all(v == pytest.approx(100) for v in tops.values())
+    # against the source: 3 outcomes x 3 checkpoints (the source never plays itself); against the
+    # next larger model the source is judged too: 4 bars; each bar stacks to 100 %
+    assert _tick_labels(fig.axes[2])[0] != "source" and _tick_labels(fig.axes[3])[0] == "source"
+    for ax, n_bars in ((fig.axes[2], 3), (fig.axes[3], 4)):
+        bars = ax.patches
+        assert len(bars) == 3 * n_bars
+        tops = {}
+        for b in bars:
+            tops[round(b.get_x(), 3)] = max(tops.get(round(b.get_x(), 3), 0), b.get_y() + b.get_height())
+        assert all(v == pytest.approx(100) for v in tops.values())
 
 
 def test_paper_scale_4_sizes_18_checkpoints(tmp_path):

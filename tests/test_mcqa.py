@@ -1,15 +1,19 @@
-"""MCQA stage: task YAMLs (indexed by lm-eval's real TaskManager), BioInstructQA conversion, and a
-one-shot lm-eval run of the tiny model on a 6-item task."""
+"""MCQA stage: task YAMLs (indexed by lm-eval's real TaskManager), German MedQA from BioInstructQA's
+real layout (a zip with the same member paths and record shape), and a one-shot lm-eval run of the
+tiny model on a 6-item task."""
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from medadapt.mcqa import convert_bioinstructqa, evaluate, resolve_tasks, task_manager
+from medadapt.mcqa import (BIOINSTRUCTQA_MEMBER, convert_bioinstructqa, evaluate, read_bioinstructqa,
+                           resolve_tasks, task_manager)
 
 TASKS_DIR = Path(__file__).resolve().parents[1] / "workflow" / "tasks"
+MEDQA_FIXTURE = Path(__file__).resolve().parent / "data" / "medqa_de"  # see its README.md
 PAPER_TASKS = ["mmlux_de_clinical_knowledge", "mmlux_de_anatomy", "mmlux_de_college_medicine",
                "medqa_de"]
 DEMO_TASK = "medadapt_demo_mcqa_de"
@@ -23,6 +27,19 @@ ITEMS = [
     ("Welches Vitamin bildet die Haut im Sonnenlicht?", ["C", "B12", "K", "D"], 3),
     ("Was misst ein Sphygmomanometer?", ["Blutdruck", "Puls", "Temperatur", "Blutzucker"], 0),
 ]
+
+
+def medqa_zip(path: Path, edit=None) -> str:
+    """data.zip of the fixture tree (tests/data/medqa_de: BioInstructQA's member paths);
+    `edit(records)` may change the German file's records first."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for f in sorted(MEDQA_FIXTURE.rglob("*.json")):
+            member = f.relative_to(MEDQA_FIXTURE).as_posix()
+            data = json.loads(f.read_text())
+            if edit and member == BIOINSTRUCTQA_MEMBER:
+                data = edit(data)
+            zf.writestr(member, json.dumps(data, ensure_ascii=False))
+    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -75,23 +92,63 @@ def test_demo_prompt_format(tm, demo_root):
     assert task.doc_to_target(docs[0]) == 0
 
 
-def test_convert_bioinstructqa():
-    rows = [
-        {"identifier": "q1", "question_translated": " Was ist X? ", "correct_answer_letter": "C",
-         "options_translated": {"B": "zwei", "A": "eins", "D": "vier", "C": "drei"}},
-        {"question_translated": "Was ist Y?", "correct_answer_letter": "a",
-         "options_translated": ["eins", "zwei", "drei", "vier"]},
-    ]
-    out = convert_bioinstructqa(rows)
-    assert out[0] == {"id": "q1", "question": "Was ist X?", "choices": ["eins", "zwei", "drei", "vier"],
-                      "answer": 2}
-    assert out[1]["answer"] == 0 and out[1]["id"] == "1"
-    with pytest.raises(ValueError, match="row 0: missing field 'options_translated'"):
-        convert_bioinstructqa([{"question_translated": "q", "correct_answer_letter": "A"}])
-    with pytest.raises(ValueError, match="row 0: expected 4 options, got 5"):
-        convert_bioinstructqa([{**rows[1], "options_translated": list("abcde")}])
+def test_german_medqa_from_the_real_layout(tmp_path):
+    archive = medqa_zip(tmp_path / "data.zip")
+    assert BIOINSTRUCTQA_MEMBER == "langs_processed/German-full.json"
+    records = read_bioinstructqa(archive)
+    # only MedQA (the file holds MedQA-5_options, MedMCQA, PubMedQA, MMLU too), in file order
+    assert [r["identifier"] for r in records] == [f"MedQA-test-{k:04d}" for k in range(5)]
+    items = convert_bioinstructqa(records)
+    assert items[1] == {"id": "MedQA-test-0001", "question": records[1]["question_translated"],
+                        "choices": ["aPTT", "INR", "Thrombozytenzahl", "D-Dimere"], "answer": 1}
+    assert [r["answer"] for r in items] == [0, 1, 2, 3, 0]
+    assert all(r["question"] != rec["question"] for r, rec in zip(items, records))  # German, not English
+
+
+def test_bioinstructqa_layout_errors_are_named(tmp_path):
+    archive = medqa_zip(tmp_path / "data.zip")
+    with pytest.raises(ValueError, match=r"no member 'langs_processed/Deutsch\.json'; JSON members: \["
+                                         r"'base/overall_test\+prompt\.json'"):
+        read_bioinstructqa(archive, "langs_processed/Deutsch.json")
+    (tmp_path / "x.zip").write_text("not a zip")
+    with pytest.raises(ValueError, match=r"x\.zip: not a zip archive"):
+        read_bioinstructqa(str(tmp_path / "x.zip"))
+    nested = medqa_zip(tmp_path / "nested.zip", edit=lambda rows: {"test": rows})
+    with pytest.raises(ValueError, match="expected a JSON list of records, got dict"):
+        read_bioinstructqa(nested)
+    rows = read_bioinstructqa(archive)
+    with pytest.raises(ValueError, match=r"record 0 \(MedQA-test-0000\): missing field 'options_translated'"):
+        convert_bioinstructqa([{k: v for k, v in rows[0].items() if k != "options_translated"}])
+    with pytest.raises(ValueError, match="options_translated must be an object letter -> text, got list"):
+        convert_bioinstructqa([{**rows[0], "options_translated": ["eins", "zwei", "drei", "vier"]}])
+    with pytest.raises(ValueError, match="expected 4 options, got 5"):
+        convert_bioinstructqa([{**rows[0], "options_translated": dict(zip("ABCDE", "abcde"))}])
     with pytest.raises(ValueError, match="correct_answer_letter 'E'"):
-        convert_bioinstructqa([{**rows[1], "correct_answer_letter": "E"}])
+        convert_bioinstructqa([{**rows[0], "correct_answer_letter": "E"}])
+    with pytest.raises(ValueError, match="identifier 'MedQA-test-0000' occurs 2 times"):
+        convert_bioinstructqa([rows[0], rows[0]])
+
+
+def test_medqa_one_shot_comes_from_the_test_split_never_the_question(tm, tmp_path, monkeypatch):
+    """The whole test split is evaluated; each question's one-shot example is the first test item
+    that is not the question itself (lm-eval's first_n with fewshot_split == test_split), so the
+    pool is two test items."""
+    d = tmp_path / "data" / "eval" / "medqa_de"
+    d.mkdir(parents=True)
+    items = convert_bioinstructqa(read_bioinstructqa(medqa_zip(tmp_path / "data.zip")))
+    (d / "test.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in items))
+    monkeypatch.chdir(tmp_path)
+    task = tm.load(["medqa_de"])["tasks"]["medqa_de"]
+    docs = list(task.test_docs())
+    assert [doc["id"] for doc in docs] == [r["id"] for r in items]
+    header = "Es folgen Multiple-Choice-Fragen (mit Antworten) zur Medizin (USMLE).\n\n"
+
+    def example(k):
+        r = items[k]
+        return (f"Frage: {r['question']}\n" + "".join(f"{'ABCD'[c]}. {t}\n" for c, t in enumerate(r["choices"]))
+                + "Antwort:")
+    assert task.fewshot_context(docs[3], num_fewshot=1) == header + example(0) + " A\n\n" + example(3)
+    assert task.fewshot_context(docs[0], num_fewshot=1) == header + example(1) + " B\n\n" + example(0)
 
 
 @pytest.mark.slow

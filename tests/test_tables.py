@@ -11,14 +11,28 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from medadapt.fit import FIT_COLUMNS
 from medadapt.tables import (compute_table, judgment_index, judgment_table, mcqa_index, mcqa_table,
-                             ranking_table, read_table, size_key, summary_markdown, write_tables)
+                             ranking_table, read_table, size_key, summary_markdown, usage_table,
+                             write_tables)
 
 FAMILIES = {"qwen2.5": ("0.5b", "1.5b", "3b"), "qwen3": ("0.6b", "1.7b", "4b")}  # 2 adapted + next
 CKPTS = ("c01", "c02", "c03")
 TOKENS = (1_000_000, 4_000_000, 16_000_000)
 TASKS = ("anatomy", "clinical_knowledge")
 PARAMS = {"0.5b": 0.36e9, "1.5b": 1.3e9, "0.6b": 0.44e9, "1.7b": 1.4e9}
+# judge: 5 answers (4 valid, 1 invalid, one of them through the Batch API), 2 errors (a 429 and a
+# timeout), 3 cache hits; annotate: 2 answers without prices
+JUDGE = {"kind": "answer", "stage": "judge", "model": "gpt-4.1-mini"}
+JUDGE_LEDGER = ([JUDGE] * 3 + [{**JUDGE, "batch": "batch_1", "cost_usd": 0.0005}]
+                + [{**JUDGE, "valid": False, "completion_tokens": 32}]
+                + [{**JUDGE, "kind": "error", "status": 429, "valid": None, "prompt_tokens": None,
+                    "completion_tokens": None, "cost_usd": None},
+                   {**JUDGE, "kind": "error", "status": None, "valid": None, "prompt_tokens": None,
+                    "completion_tokens": None, "cost_usd": None}]
+                + [{**JUDGE, "kind": "cache_hit", "cost_usd": 0.001}] * 3)
+ANNOTATE_LEDGER = [{"kind": "answer", "stage": "annotate", "model": "tiny-annotator", "cost_usd": None,
+                    "prompt_tokens": 50, "completion_tokens": 1}] * 2
 
 
 def base_acc(size_rank: int, task: int) -> float:
@@ -65,23 +79,42 @@ def make_inputs(root: Path) -> dict:
                     out["fits"].append(_fit(root, family, size, baseline, sizes[rank + 1]))
                     out["judgments"] += _judgments(root, family, size, baseline)
                     out["judgment_keys"] += [f"{family}/{size}/{c}/{baseline}" for c in CKPTS]
+    out["ledgers"] = [write_ledger(root / "judge-ledger.jsonl", JUDGE_LEDGER),
+                      write_ledger(root / "annotate-ledger.jsonl", ANNOTATE_LEDGER),
+                      str(root / "no-such-ledger.jsonl")]
     return out
 
 
 def _fit(root: Path, family: str, size: str, baseline: str, nxt: str) -> str:
+    """A fit CSV (medadapt.fit.FIT_COLUMNS). Against the source its base row is the unfitted 0.5
+    point; against the next size the source is a fitted player."""
     start = 0.5 if baseline == "source" else 0.3
     scores = [start, start + 0.1, start + 0.15, start + 0.2]
     n = 20
     wins = [round(s * n * 0.8) for s in scores]
     losses = [round((1 - s) * n * 0.8) for s in scores]
+    ties = [n - w - l for w, l in zip(wins, losses)]
+    fitted = [baseline != "source", True, True, True]
+    rows = []
+    for k, ckpt in enumerate(["base", *CKPTS]):
+        on = fitted[k]
+        rows.append({"ckpt": ckpt, "fitted": on, "games": n + 2 if on else 0, "valid": n + 1 if on else 0,
+                     "invalid": 1 if on else 0, "prompts": n // 2 + 1 if on else 0,
+                     "prompts_dropped": 1 if on else 0, "wins": wins[k] if on else 0,
+                     "ties": ties[k] if on else 0, "losses": losses[k] if on else 0,
+                     "score": scores[k], "score_lo": scores[k] - 0.05 if on else None,
+                     "score_hi": scores[k] + 0.05 if on else None,
+                     "expected_score": scores[k] - 0.01 if on else 0.5,
+                     "expected_score_lo": scores[k] - 0.06 if on else None,
+                     "expected_score_hi": scores[k] + 0.04 if on else None,
+                     "strength": scores[k] / (1 - scores[k]), "nu": 0.3 if on else None,
+                     "gamma": 1.2 if on else None, "position_consistency": 0.7 if on else None,
+                     "degenerate": False, "status": "converged" if on else "not fitted (the baseline itself)"})
     path = root / "fit" / family / f"{size}_vs_{baseline}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    pl.DataFrame({"family": family, "size": size, "baseline": baseline,
-                  "baseline_model": f"{family}/{size if baseline == 'source' else nxt}/base",
-                  "ckpt": ["base", *CKPTS], "wins": wins, "ties": [n - w - l for w, l in zip(wins, losses)],
-                  "losses": losses, "strength": [s / (1 - s) for s in scores], "score": scores,
-                  "score_lo": [s - 0.05 for s in scores], "score_hi": [s + 0.05 for s in scores],
-                  "nu": 0.3}).write_csv(path)
+    key = {"family": family, "size": size, "baseline": baseline,
+           "baseline_model": f"{family}/{size if baseline == 'source' else nxt}/base"}
+    pl.DataFrame([{**key, **r} for r in rows], infer_schema_length=None).select(FIT_COLUMNS).write_csv(path)
     return str(path)
 
 
@@ -89,17 +122,26 @@ def _judgments(root: Path, family: str, size: str, baseline: str) -> list[str]:
     paths = []
     for ckpt in CKPTS:
         # prompt 0: win in both orders; prompt 1: A wins both times (position bias: disagreement);
-        # prompt 2: tie + unparsable verdict.
+        # prompt 2: tie + no valid verdict (dropped from the fit).
         rows = [("p0", "cand_first", "A", "win"), ("p0", "base_first", "B", "win"),
                 ("p1", "cand_first", "A", "win"), ("p1", "base_first", "A", "loss"),
                 ("p2", "cand_first", "0", "tie"), ("p2", "base_first", None, None)]
         path = root / "judge" / family / size / f"{ckpt}_vs_{baseline}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
-        pl.DataFrame(rows, schema=["prompt_id", "order", "winner_raw", "outcome"], orient="row").with_columns(
+        pl.DataFrame(rows, schema=["prompt_id", "order", "winner", "outcome"], orient="row").with_columns(
             judge_model=pl.lit("judge"), prompt_tokens=pl.lit(100), completion_tokens=pl.lit(5),
             cache_hit=pl.lit(False), key=pl.lit("k")).write_parquet(path)
         paths.append(str(path))
     return paths
+
+
+def write_ledger(path: Path, records: list[dict]) -> str:
+    """A ledger as the LLM client appends it (one JSON object per line)."""
+    base = {"time": "2026-01-01T00:00:00Z", "job": "j", "endpoint": "http://x/v1", "key": "k",
+            "attempt": 1, "status": 200, "valid": True, "prompt_tokens": 100, "completion_tokens": 5,
+            "cost_usd": 0.001, "batch": None}
+    path.write_text("".join(json.dumps({**base, **r}) + "\n" for r in records))
+    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -168,28 +210,82 @@ def test_ranking_table_joins_compute(tables):
                    & (pl.col("ckpt") == "c02")).row(0, named=True)
     assert row["tokens"] == 4_000_000 and row["flops"] == pytest.approx(6 * 1.3e9 * 4e6)
     assert row["score"] == pytest.approx(0.45) and row["baseline_model"] == "qwen2.5/3b/base"
+    assert row["expected_score"] == pytest.approx(0.44) and row["gamma"] == pytest.approx(1.2)
+    assert (row["games"], row["valid"], row["invalid"], row["prompts"], row["prompts_dropped"]) == \
+        (22, 21, 1, 11, 1)
     assert r.filter(pl.col("ckpt") == "base")["tokens"].to_list() == [0] * 8
+    # the source's own point: 0.5, not fitted, no interval, no games
+    own = r.filter((pl.col("ckpt") == "base") & (pl.col("baseline") == "source"))
+    assert own["score"].to_list() == [0.5] * 4 and not own["fitted"].any()
+    assert own["score_lo"].null_count() == 4 and own["games"].to_list() == [0] * 4
+    assert r.filter((pl.col("ckpt") == "base") & (pl.col("baseline") == "next"))["fitted"].all()
+    assert r["status"].dtype == pl.String and r["degenerate"].dtype == pl.Boolean
 
 
 def test_judgment_table_counts_and_bias(tables):
     j = tables["judgments"]
     assert j.height == 2 * 2 * 2 * 3
     row = j.row(0, named=True)
-    assert (row["wins"], row["ties"], row["losses"], row["invalid"]) == (3, 1, 1, 1)
-    assert row["n_prompts"] == 3 and row["n_judgments"] == 6
+    assert (row["wins"], row["ties"], row["losses"], row["invalid"], row["valid"]) == (3, 1, 1, 1, 5)
+    assert (row["prompts"], row["games"], row["prompts_dropped"]) == (3, 6, 1)
     assert row["order_agreement"] == pytest.approx(0.5)  # p0 agrees, p1 does not, p2 has one verdict
     assert row["first_shown_win_rate"] == pytest.approx(3 / 4)
     assert row["prompt_tokens"] == 600 and row["cache_hits"] == 0
 
 
-def test_summary_markdown_key_numbers(tables):
-    text = summary_markdown(tables["compute"], tables["mcqa"], tables["ranking"], tables["judgments"])
+def test_usage_table_from_hand_made_ledgers(inputs):
+    usage, facts = usage_table(inputs["ledgers"])
+    rows = {(r["stage"], r["model"]): r for r in usage.iter_rows(named=True)}
+    judge = rows[("judge", "gpt-4.1-mini")]
+    assert (judge["requests"], judge["answers"], judge["valid"], judge["invalid"], judge["errors"],
+            judge["cache_hits"], judge["batch_answers"]) == (7, 5, 4, 1, 2, 3, 1)
+    assert (judge["prompt_tokens"], judge["completion_tokens"]) == (500, 4 * 5 + 32)  # no cache hits
+    assert judge["cost_usd"] == pytest.approx(4 * 0.001 + 0.0005)
+    annotate = rows[("annotate", "tiny-annotator")]
+    assert (annotate["requests"], annotate["answers"], annotate["prompt_tokens"]) == (2, 2, 100)
+    assert annotate["cost_usd"] is None  # no prices: no estimate
+    total = rows[("all", "all")]
+    assert (total["requests"], total["answers"], total["cache_hits"]) == (9, 7, 3)
+    assert total["cost_usd"] == pytest.approx(judge["cost_usd"])
+    assert usage["stage"].to_list()[-1] == "all"
+    assert facts["missing"] == [inputs["ledgers"][2]] and facts["unreadable_lines"] == 0
+
+
+def test_usage_without_ledgers_and_with_a_torn_line(tmp_path):
+    usage, facts = usage_table([str(tmp_path / "none.jsonl")])
+    assert usage.is_empty() and usage.columns[:3] == ["stage", "model", "requests"]
+    torn = tmp_path / "ledger.jsonl"
+    write_ledger(torn, [JUDGE, JUDGE])
+    torn.write_text(torn.read_text() + '{"kind": "answer", "sta')  # a run killed while writing
+    usage, facts = usage_table([str(torn)])
+    assert usage.filter(pl.col("stage") == "all")["answers"].to_list() == [2]
+    assert facts["unreadable_lines"] == 1
+    bad = write_ledger(tmp_path / "bad.jsonl", [{**JUDGE, "kind": "paid"}])
+    with pytest.raises(ValueError, match=r"bad\.jsonl:1: a ledger record needs kind in .*got 'paid'"):
+        usage_table([bad])
+
+
+def test_summary_markdown_key_numbers(tables, inputs):
+    usage, facts = usage_table(inputs["ledgers"])
+    medqa = {"test_items": 1273, "member": "langs_processed/German-full.json", "corpus": "MedQA",
+             "fewshot_pool_items": 2, "fewshot_pool_ids": ["a", "b"]}
+    text = summary_markdown(tables["compute"], tables["mcqa"], tables["ranking"], tables["judgments"],
+                            usage=usage, usage_facts=facts, medqa_de=medqa)
     assert "## qwen2.5" in text and "## qwen3" in text
     line = next(x for x in text.splitlines() if x.startswith("| 0.5b"))
     assert "16M" in line and "1.150" in line                     # tokens, final G_rel vs source
     assert "0.700 [0.650, 0.750]" in line                          # final score vs source
     assert "0.300 → 0.500 [0.450, 0.550]" in line                  # score vs next: source -> final
+    assert "0.690 [0.640, 0.740]" in line                          # final expected score vs source
+    assert "The figures plot this score" in text and "expected score (W + T/2)/n" in text
     assert "first-shown response wins 0.750" in text
+    assert "games judged: 144; without a valid verdict: 24; prompts dropped from the fits: 24 of 72" in text
+    fits = [x for x in text.splitlines() if x.startswith("| qwen3 | 1.7b | source")]
+    assert fits == ["| qwen3 | 1.7b | source | converged | 0.3 | 1.2 | 66 | 3 | 3 | 0.7 |  |"]
+    assert "| judge | gpt-4.1-mini | 7 | 5 | 4 | 1 | 2 | 3 | 1 | 500 | 52 | 0.0045 |" in text
+    assert "the pool took 2 test item(s) (a, b)" in text and "1273 items" in text
+    assert "No LLM requests were recorded" in summary_markdown(
+        tables["compute"], tables["mcqa"], usage=usage_table([])[0])
 
 
 def test_write_tables_round_trip(inputs, tables, tmp_path):
@@ -209,11 +305,18 @@ def test_write_tables_round_trip(inputs, tables, tmp_path):
         (flat / f"{k}.parquet").write_bytes(Path(p).read_bytes())
         judgments.append(str(flat / f"{k}.parquet"))
     pairs = {f"{f}/{s}": n for f, s, n in inputs["pairs"]}  # the rule's form
+    info = tmp_path / "medqa_de.json"
+    info.write_text(json.dumps({"test_items": 1273, "fewshot_pool_items": 2, "fewshot_pool_ids": ["a", "b"]}))
     res = write_tables(inputs["checkpoints"], mcqa, inputs["mcqa_keys"], inputs["fits"], pairs,
                        out["compute"], out["mcqa"], out["ranking"], str(tmp_path / "summary.md"),
                        judgments=judgments, judgment_keys=inputs["judgment_keys"],
-                       out_judgments=out["judgments"], corpus_stats=str(stats))
-    assert res == {"compute_rows": 16, "mcqa_rows": 90, "ranking_rows": 32, "judgment_rows": 24}
+                       out_judgments=out["judgments"], corpus_stats=str(stats),
+                       ledgers=inputs["ledgers"], out_usage=str(tmp_path / "usage.csv"),
+                       medqa_de_info=str(info))
+    assert res == {"compute_rows": 16, "mcqa_rows": 90, "ranking_rows": 32, "judgment_rows": 24,
+                   "usage_rows": 3, "ledgers": inputs["ledgers"][:2]}
+    assert pl.read_csv(tmp_path / "usage.csv").equals(usage_table(inputs["ledgers"])[0])
+    assert "the pool took 2 test item(s)" in (tmp_path / "summary.md").read_text()
     back = read_table(out["mcqa"])
     assert back["size"].dtype == pl.String and back["flops"].dtype == pl.Float64
     assert back.equals(tables["mcqa"])

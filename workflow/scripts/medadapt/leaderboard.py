@@ -2,11 +2,14 @@
 
 The games table (CSV or parquet, by suffix) has one row per game: `model_a`, `model_b`, `winner`
 (A = model_a won, B = model_b won, 0 = tie; empty = the judge gave no valid verdict) and optionally
-`prompt_id`. Games without a valid verdict are left out of the fit and counted. One joint fit
-(medadapt.davidson) gives every model a strength; the table reports, per model, its log-strength
-centred over models, its share π/(π + π_reference) with a percentile bootstrap interval over
-prompts (each prompt's games resampled together; over rows when there is no prompt_id), the shared
-tie parameter ν and its games, wins, ties and losses.
+`prompt_id`. Games without a valid verdict are left out of the fit and counted. Response A is the
+one shown first, so with `order_effect` the fit also estimates the judge's position effect γ
+(medadapt.davidson; it needs some pairs judged in both arrangements). One joint fit gives every
+model a strength; the table reports, per model, its log-strength centred over models, its share
+π/(π + π_reference) and its expected score (W + T/2)/n, each with a percentile bootstrap interval
+over prompts (each prompt's games resampled together; over rows when there is no prompt_id), the
+shared tie parameter ν and position effect γ, its games, wins, ties and losses, and whether its
+strength has no finite estimate (`degenerate`: e.g. it never lost).
 """
 from __future__ import annotations
 
@@ -22,15 +25,16 @@ from medadapt.davidson import PRIOR_STRENGTH, fit_shares
 GAME_COLUMNS = ("model_a", "model_b", "winner")
 # winner -> outcome from model_a's view (the davidson module's 1 / 0.5 / 0)
 WINNER = {"A": 1.0, "0": 0.5, "B": 0.0}
-LEADERBOARD_COLUMNS = ["model", "strength", "share", "ci_low", "ci_high", "nu", "games", "wins",
-                       "ties", "losses"]
+LEADERBOARD_COLUMNS = ["model", "strength", "share", "ci_low", "ci_high", "expected_score",
+                       "expected_ci_low", "expected_ci_high", "nu", "gamma", "games", "wins", "ties",
+                       "losses", "degenerate"]
 
 
 @dataclasses.dataclass
 class Games:
     """Games with a valid verdict, as player indices into `models`."""
     models: list[str]  # sorted by name; every model named in the table
-    i: np.ndarray  # model_a
+    i: np.ndarray  # model_a (shown first)
     j: np.ndarray  # model_b
     outcome: np.ndarray  # 1 = model_a won, 0.5 = tie, 0 = model_b won
     groups: np.ndarray  # the resampling unit of each game: its prompt_id, else its row
@@ -116,12 +120,13 @@ def _check_connected(games: Games) -> None:
                          f"that never met, so their strengths cannot be compared: {shown}")
 
 
-def leaderboard(games: Games, *, reference: str | None, n_boot: int, seed: int,
+def leaderboard(games: Games, *, reference: str | None, n_boot: int, seed: int, order_effect: bool,
                 prior_strength: float = PRIOR_STRENGTH, level: float = 0.95) -> tuple[pl.DataFrame, dict]:
     """One row per model (LEADERBOARD_COLUMNS), strongest first, and facts about the fit.
 
     `reference`: the model every share is taken against (None: `default_reference`). `n_boot` = 0:
-    no interval (null ci_low/ci_high). `prior_strength` 0: plain maximum likelihood.
+    no interval (null interval cells). `order_effect`: fit γ (A = shown first). `prior_strength`:
+    used only for data without a finite maximum; 0 makes those an error.
     """
     if len(games.outcome) == 0:
         raise ValueError("no game has a valid verdict")
@@ -135,22 +140,31 @@ def leaderboard(games: Games, *, reference: str | None, n_boot: int, seed: int,
     ref = games.models.index(reference)
     res = fit_shares(games.i, games.j, games.outcome, games.groups, ref=ref, n_boot=n_boot,
                      seed=seed, n_players=len(games.models), prior_strength=prior_strength,
-                     level=level)
-    theta = res.fit.log_strengths
+                     level=level, first=np.ones(len(games.i), dtype=np.int64),
+                     order_effect=order_effect)
+    fit = res.fit
+    theta = fit.log_strengths
     n = len(games.models)
     a_won, tie, b_won = (games.outcome == v for v in (1.0, 0.5, 0.0))
     wins = np.bincount(games.i[a_won], minlength=n) + np.bincount(games.j[b_won], minlength=n)
     losses = np.bincount(games.j[a_won], minlength=n) + np.bincount(games.i[b_won], minlength=n)
     ties = np.bincount(games.i[tie], minlength=n) + np.bincount(games.j[tie], minlength=n)
+    none = [None] * n
     table = pl.DataFrame({
         "model": games.models, "strength": theta - theta.mean(), "share": res.share,
-        "ci_low": res.low if res.low is not None else [None] * n,
-        "ci_high": res.high if res.high is not None else [None] * n,
-        "nu": [res.fit.nu] * n, "games": wins + ties + losses, "wins": wins, "ties": ties,
-        "losses": losses,
-    }, schema_overrides={"ci_low": pl.Float64, "ci_high": pl.Float64})
+        "ci_low": res.low if res.low is not None else none,
+        "ci_high": res.high if res.high is not None else none,
+        "expected_score": res.expected,
+        "expected_ci_low": res.expected_low if res.expected_low is not None else none,
+        "expected_ci_high": res.expected_high if res.expected_high is not None else none,
+        "nu": [fit.nu] * n, "gamma": [fit.gamma if order_effect else None] * n,
+        "games": wins + ties + losses, "wins": wins, "ties": ties, "losses": losses,
+        "degenerate": fit.runaway_strengths.astype(bool),
+    }, schema_overrides={c: pl.Float64 for c in ("ci_low", "ci_high", "expected_ci_low",
+                                                 "expected_ci_high", "gamma")})
     table = table.sort(["strength", "model"], descending=[True, False])
     info = {"reference": reference, "models": n, "games": int(len(games.outcome)),
-            "invalid": games.invalid, "nu": res.fit.nu, "converged": res.fit.converged,
-            "message": res.fit.message}
+            "invalid": games.invalid, "nu": fit.nu, "gamma": fit.gamma if order_effect else None,
+            "status": fit.status, "runaway": fit.describe_runaway(games.models),
+            "message": fit.message}
     return table.select(LEADERBOARD_COLUMNS), info

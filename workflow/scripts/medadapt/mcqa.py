@@ -1,7 +1,8 @@
 """One-shot multiple-choice QA with lm-eval (the paper's MCQA: plain loglikelihood, no chat template).
 
 Tasks are YAMLs under `include_path` (workflow/tasks/): the German MMLU subsets (openGPT-X MMLUX),
-German MedQA (converted from BioMistral/BioInstructQA by `convert_bioinstructqa`) and the demo task.
+German MedQA (BioMistral/BioInstructQA's German test split, converted by `convert_bioinstructqa`)
+and the demo task.
 Data paths inside local-file task YAMLs are relative to the working directory (the repo root).
 """
 from __future__ import annotations
@@ -16,39 +17,76 @@ from medadapt.io import write_json
 LETTERS = "ABCDEFGHIJ"
 
 
-def convert_bioinstructqa(rows: Iterable[dict], n_options: int | None = 4) -> list[dict]:
-    """BioInstructQA rows (MedQA, split test_german) -> {id, question, choices, answer} rows.
+# BioMistral/BioInstructQA (the hub repository holds BioInstructQA.py, a loading script, and
+# data.zip). The script reads the English splits from base/overall_{train,validation,test}+prompt.json
+# and each translation from langs_processed/<Language>-full.json, which it serves whole as the
+# split test_<language>: the translations are of the test split only. Every file is one JSON list of
+# records; a record's corpus_name names its benchmark ("MedQA" = the 4-option USMLE questions), and a
+# translated record carries question_translated and options_translated (an object letter -> text)
+# beside the English question/options, and the shared correct_answer_letter.
+BIOINSTRUCTQA_MEMBER = "langs_processed/German-full.json"
+# MedQA (4 options) as BioInstructQA splits it: train / validation / test items (English).
+MEDQA_SPLITS = {"train": 10178, "validation": 1272, "test": 1273}
 
-    Uses the German fields: `question_translated`, `options_translated` (a dict letter -> text, or
-    a list in letter order) and `correct_answer_letter` ("A".."D"). `answer` is the 0-based index.
+
+def read_bioinstructqa(zip_path: str, member: str = BIOINSTRUCTQA_MEMBER,
+                       corpus: str = "MedQA") -> list[dict]:
+    """The records of one benchmark (`corpus_name == corpus`) from a JSON list inside data.zip, in
+    the file's order."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            names = zf.namelist()
+            if member not in names:
+                near = sorted(n for n in names if n.endswith(".json"))[:10]
+                raise ValueError(f"{zip_path}: no member {member!r}; JSON members: {near}")
+            data = json.loads(zf.read(member))
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{zip_path}: not a zip archive ({exc})") from None
+    if not isinstance(data, list):
+        raise ValueError(f"{zip_path}:{member}: expected a JSON list of records, got {type(data).__name__}")
+    bad = [k for k, r in enumerate(data) if not isinstance(r, dict) or "corpus_name" not in r]
+    if bad:
+        raise ValueError(f"{zip_path}:{member}: record {bad[0]} has no corpus_name")
+    return [r for r in data if r["corpus_name"] == corpus]
+
+
+def convert_bioinstructqa(rows: Iterable[dict], n_options: int | None = 4) -> list[dict]:
+    """Translated BioInstructQA records -> {id, question, choices, answer} rows.
+
+    Uses the translated fields: `question_translated`, `options_translated` (an object letter ->
+    text, A, B, C, ...) and `correct_answer_letter`; `answer` is the 0-based index, `id` the record's
+    `identifier`.
     """
     out = []
     for i, row in enumerate(rows):
-        where = f"BioInstructQA row {i}"
-        for field in ("question_translated", "options_translated", "correct_answer_letter"):
+        where = f"BioInstructQA record {i} ({row.get('identifier', 'no identifier')})"
+        for field in ("identifier", "question_translated", "options_translated", "correct_answer_letter"):
             if row.get(field) in (None, ""):
                 raise ValueError(f"{where}: missing field '{field}'")
         options = row["options_translated"]
-        if isinstance(options, dict):
-            keys = sorted(options, key=lambda k: str(k).strip().upper())
-            letters = [str(k).strip().upper() for k in keys]
-            if letters != list(LETTERS[:len(letters)]):
-                raise ValueError(f"{where}: options_translated keys {keys} are not A, B, C, ...")
-            choices = [str(options[k]).strip() for k in keys]
-        elif isinstance(options, (list, tuple)):
-            choices = [str(o).strip() for o in options]
-        else:
-            raise ValueError(f"{where}: options_translated must be a dict or a list, "
+        if not isinstance(options, dict):
+            raise ValueError(f"{where}: options_translated must be an object letter -> text, "
                              f"got {type(options).__name__}")
+        keys = sorted(options, key=lambda k: str(k).strip().upper())
+        letters = [str(k).strip().upper() for k in keys]
+        if letters != list(LETTERS[:len(letters)]):
+            raise ValueError(f"{where}: options_translated keys {keys} are not A, B, C, ...")
+        choices = [str(options[k]).strip() for k in keys]
         if n_options is not None and len(choices) != n_options:
             raise ValueError(f"{where}: expected {n_options} options, got {len(choices)}")
         letter = str(row["correct_answer_letter"]).strip().upper()
         if len(letter) != 1 or LETTERS.find(letter) not in range(len(choices)):
             raise ValueError(f"{where}: correct_answer_letter {row['correct_answer_letter']!r} "
                              f"is not one of {LETTERS[:len(choices)]}")
-        out.append({"id": str(row.get("identifier", row.get("id", i))),
-                    "question": str(row["question_translated"]).strip(),
+        out.append({"id": str(row["identifier"]), "question": str(row["question_translated"]).strip(),
                     "choices": choices, "answer": LETTERS.index(letter)})
+    ids = [r["id"] for r in out]
+    if len(set(ids)) != len(ids):
+        dup = next(x for x in ids if ids.count(x) > 1)
+        raise ValueError(f"BioInstructQA: identifier {dup!r} occurs {ids.count(dup)} times")
     return out
 
 

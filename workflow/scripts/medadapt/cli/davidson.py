@@ -13,13 +13,17 @@ from medadapt.davidson import PRIOR_STRENGTH
 # The workflow's defaults (config/schema.yaml), so the command and a run agree.
 N_BOOT = schema_default("fit.n_boot")
 SEED = schema_default("seed")
+ORDER_EFFECT = schema_default("fit.order_effect")
 
 DESCRIPTION = """\
 Fit the Davidson (1970) paired-comparison model with ties to a judgments table and write one row
 per model: model, strength (log scale, mean zero over models), share (pi/(pi + pi_reference); the
 reference's own share is 0.5), ci_low, ci_high (percentile bootstrap of the share over prompts:
-each prompt_id's games are resampled together, or single rows when there is no prompt_id), nu (the
-tie parameter, shared), games, wins, ties, losses.
+each prompt_id's games are resampled together, or single rows when there is no prompt_id),
+expected_score ((wins + ties/2)/games) with expected_ci_low, expected_ci_high, nu (the tie
+parameter, shared), gamma (the judge's position effect: the response shown first, A, plays with its
+strength times gamma; empty with --no-order-effect), games, wins, ties, losses, degenerate (the
+model's strength has no finite estimate, e.g. it never lost; the weak prior kept it finite).
 
 JUDGMENTS is a CSV or parquet file (by suffix) with columns model_a, model_b, winner (A: model_a
 won, B: model_b won, 0: tie; empty: no valid verdict, left out of the fit and counted) and
@@ -37,10 +41,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "games with a valid verdict; on a tie, the first by name)")
     p.add_argument("--bootstrap", type=int, default=N_BOOT, metavar="N",
                    help=f"bootstrap replicates for the intervals; 0 = no intervals (default {N_BOOT})")
+    p.add_argument("--order-effect", action=argparse.BooleanOptionalAction, default=ORDER_EFFECT,
+                   help="fit the position effect gamma (needs some pairs judged in both "
+                        f"arrangements; default {'on' if ORDER_EFFECT else 'off'}, as the workflow)")
     p.add_argument("--prior-strength", type=float, default=PRIOR_STRENGTH, metavar="X",
-                   help="precision of the Gaussian prior on log-strengths and log nu, which keeps "
-                        "the fit finite when a model never loses or no game is tied; 0 = plain "
-                        f"maximum likelihood (default {PRIOR_STRENGTH:g})")
+                   help="precision of the Gaussian prior on log-strengths, log nu and log gamma, used "
+                        "only when the data have no finite maximum (a model never loses, no game is "
+                        "tied) to keep the fit finite; 0 makes such data an error "
+                        f"(default {PRIOR_STRENGTH:g})")
     p.add_argument("--seed", type=int, default=SEED, help=f"bootstrap seed (default {SEED})")
     p.set_defaults(func=run)
     return p
@@ -60,19 +68,25 @@ def run(args: argparse.Namespace) -> int:
     try:
         games = read_games(args.judgments)
         table, info = leaderboard(games, reference=args.reference, n_boot=args.bootstrap,
-                                  seed=args.seed, prior_strength=args.prior_strength)
+                                  seed=args.seed, order_effect=args.order_effect,
+                                  prior_strength=args.prior_strength)
     except (ValueError, FileNotFoundError) as exc:
         raise UsageError(str(exc)) from None
     write_table(args.out, table)
+    gamma = f"; gamma {info['gamma']:.4g}" if info["gamma"] is not None else ""
     print(f"{info['models']} models, {info['games']} games with a verdict "
           f"({info['invalid']} without a valid verdict, left out); reference {info['reference']}; "
-          f"nu {info['nu']:.4g}")
-    if not info["converged"]:
+          f"nu {info['nu']:.4g}{gamma}")
+    if info["status"] == "degenerate":
+        print(f"warning: no finite maximum-likelihood estimate: {info['runaway']} (the prior kept "
+              "the fit finite; read those numbers as bounds)")
+    elif info["status"] != "converged":
         print(f"warning: the fit did not converge ({info['message']})")
     width = max(len(m) for m in table["model"])
     for row in table.iter_rows(named=True):
         ci = (f" [{row['ci_low']:.3f}, {row['ci_high']:.3f}]" if row["ci_low"] is not None else "")
         print(f"  {row['model']:<{width}}  strength {row['strength']:+.3f}  share {row['share']:.3f}"
-              f"{ci}  W/T/L {row['wins']}/{row['ties']}/{row['losses']}")
+              f"{ci}  expected score {row['expected_score']:.3f}  "
+              f"W/T/L {row['wins']}/{row['ties']}/{row['losses']}")
     print(f"wrote {args.out}")
     return 0

@@ -64,7 +64,9 @@ def plot_win_tie_loss(ranking_df: pl.DataFrame, family: str, out: str | os.PathL
             axes[0][c].set_title(f"{title}: all checkpoints pooled", fontsize="medium")
             for r, size in enumerate(sizes, start=1):
                 ax = axes[r][c]
-                rows = data.filter(pl.col("size") == size).sort("tokens")
+                # rows without games: the source's own point against itself (0.5, never judged)
+                rows = data.filter((pl.col("size") == size)
+                                   & (pl.col("wins") + pl.col("ties") + pl.col("losses") > 0)).sort("tokens")
                 if rows.is_empty():
                     ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", color="0.4")
                     ax.set_xticks([])

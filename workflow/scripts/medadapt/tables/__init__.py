@@ -1,12 +1,13 @@
 """Result tables of the study and the Markdown summary for the report.
 
-One module per table (compute, mcqa, rankings, judgments; summary.md in summary), the shared keys,
+One module per table (compute, mcqa, rankings, judgments, usage; summary.md in summary), the shared keys,
 dtypes and readers in common. Every function is pure over explicit paths and keys, so the tables are
 reproducible outside Snakemake. `tokens` and `flops` are joined from the compute table so every
 result can be placed on either x axis.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -17,10 +18,11 @@ from medadapt.tables.judgments import judgment_index, judgment_table
 from medadapt.tables.mcqa import mcqa_index, mcqa_table
 from medadapt.tables.rankings import ranking_table
 from medadapt.tables.summary import fmt_count, fmt_sci, markdown_table, summary_markdown
+from medadapt.tables.usage import usage_table
 
-__all__ = ["compute_table", "mcqa_table", "ranking_table", "judgment_table", "mcqa_index",
-           "judgment_index", "read_table", "summary_markdown", "markdown_table", "write_tables",
-           "size_key", "sorted_sizes", "variant_of", "fmt_count", "fmt_sci"]
+__all__ = ["compute_table", "mcqa_table", "ranking_table", "judgment_table", "usage_table",
+           "mcqa_index", "judgment_index", "read_table", "summary_markdown", "markdown_table",
+           "write_tables", "size_key", "sorted_sizes", "variant_of", "fmt_count", "fmt_sci"]
 
 
 def _paths(x: str | Sequence[str] | None) -> list[str]:
@@ -42,12 +44,15 @@ def write_tables(checkpoints: Sequence[str], mcqa: Sequence[str], mcqa_keys: Seq
                  out_compute: str, out_mcqa: str, out_ranking: str, out_summary: str,
                  judgments: Sequence[str] = (), judgment_keys: Sequence[str] = (),
                  out_judgments: str | None = None, corpus_stats: str | None = None,
-                 corpus_validation: str | None = None) -> dict:
+                 corpus_validation: str | None = None, ledgers: Sequence[str] = (),
+                 out_usage: str | None = None, medqa_de_info: str | None = None) -> dict:
     """Stage `tables`: build every result table from the stage outputs, write CSVs + summary.md.
 
     `mcqa`: MCQA JSON paths; `mcqa_keys`: "family/size/ckpt" of each, in the same order.
     `judgments`: judgment parquets; `judgment_keys`: "family/size/ckpt/baseline" of each.
     `pairs`: (family, size, next_size) per adapted size, or {"family/size": next_size}.
+    `ledgers`: the LLM usage ledgers (JSONL; one that does not exist means no usage there) for the
+    usage table `out_usage`. `medqa_de_info`: what German MedQA's test set and one-shot pool are.
     """
     compute = compute_table(_paths(checkpoints))
     mcqa_df = mcqa_table(mcqa_index(_paths(mcqa), _paths(mcqa_keys)), _pairs(pairs), compute)
@@ -56,14 +61,18 @@ def write_tables(checkpoints: Sequence[str], mcqa: Sequence[str], mcqa_keys: Seq
               if _paths(judgments) or _paths(judgment_keys) else None)
     if out_judgments and judged is None:
         raise ValueError("tables: an output for judgments was requested but no judgment files given")
+    usage, usage_facts = usage_table(_paths(ledgers))
     extra = {name: read_table(p) if p else None for name, p in
              (("corpus_stats", corpus_stats), ("corpus_validation", corpus_validation))}
+    medqa = json.loads(Path(medqa_de_info).read_text()) if medqa_de_info else None
     for path, df in ((out_compute, compute), (out_mcqa, mcqa_df), (out_ranking, ranking),
-                     (out_judgments, judged)):
+                     (out_judgments, judged), (out_usage, usage)):
         if path:
             write_table(path, df)
-    text = summary_markdown(compute, mcqa_df, ranking, judged, **extra)
+    text = summary_markdown(compute, mcqa_df, ranking, judged, usage=usage, usage_facts=usage_facts,
+                            medqa_de=medqa, **extra)
     with atomic_path(out_summary) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return {"compute_rows": compute.height, "mcqa_rows": mcqa_df.height,
-            "ranking_rows": ranking.height, "judgment_rows": judged.height if judged is not None else 0}
+            "ranking_rows": ranking.height, "judgment_rows": judged.height if judged is not None else 0,
+            "usage_rows": usage.height, "ledgers": usage_facts["ledgers"]}

@@ -53,10 +53,10 @@ def _final(df: pl.DataFrame) -> dict | None:
     return df.sort("tokens").row(-1, named=True) if df.height else None
 
 
-def _score(row: dict | None) -> str:
+def _score(row: dict | None, col: str = "score") -> str:
     if row is None:
         return "–"
-    return f"{_f(row['score'])} [{_f(row['score_lo'])}, {_f(row['score_hi'])}]"
+    return f"{_f(row[col])} [{_f(row[col + '_lo'])}, {_f(row[col + '_hi'])}]"
 
 
 def _family_rows(family: str, compute: pl.DataFrame, mcqa: pl.DataFrame,
@@ -87,13 +87,44 @@ def _family_rows(family: str, compute: pl.DataFrame, mcqa: pl.DataFrame,
             "score vs source": _score(rank["source"][1]),
             "score vs next (source → final)": (f"{_f(rank['next'][0] and rank['next'][0]['score'])} → "
                                                f"{_score(rank['next'][1])}" if rank["next"][1] else "–"),
+            "expected score vs source": _score(rank["source"][1], "expected_score"),
+            "expected score vs next": _score(rank["next"][1], "expected_score"),
         })
     return rows
 
 
+def _fit_table(ranking: pl.DataFrame) -> pl.DataFrame:
+    """Per comparison (family, size, baseline): the fit's shared parameters and what went into it."""
+    fitted = ranking.filter(pl.col("fitted"))
+    out = (fitted.group_by("family", "size", "baseline", maintain_order=True)
+           .agg(pl.col("status").first(), pl.col("nu").first(), pl.col("gamma").first(),
+                pl.col("games").sum(), pl.col("invalid").sum(), pl.col("prompts_dropped").sum(),
+                pl.col("position_consistency").mean(),
+                pl.col("ckpt").filter(pl.col("degenerate")).str.join(",").alias("degenerate")))
+    return out.with_columns(pl.col("degenerate").replace("", None))
+
+
+def _fit_lines(ranking: pl.DataFrame) -> list[str]:
+    table = _fit_table(ranking)
+    lines = ["One Davidson fit per comparison: every checkpoint against the baseline, one tie "
+             "parameter ν and (with fit.order_effect) one position effect γ (the response shown "
+             "first plays with its strength times γ; 1 = none). games: judged games (prompts × 2 "
+             "orders), invalid: without a valid verdict, dropped: prompts left out of the fit "
+             "(a verdict missing in either order), position consistency: share of prompts whose two "
+             "orders agree (mean over checkpoints). degenerate: checkpoints whose strength has no "
+             "finite estimate (e.g. never lost); the weak prior kept them finite, read them as bounds.",
+             "", markdown_table(table)]
+    bad = table.filter(pl.col("status") != "converged")
+    if bad.height:
+        lines += ["", f"**{bad.height} fit(s) not cleanly converged** (status above)."]
+    return lines
+
+
 def _judge_lines(judgments: pl.DataFrame) -> list[str]:
-    n = int(judgments["n_judgments"].sum())
-    lines = [f"- judgments: {n} ({int(judgments['invalid'].sum())} without a valid verdict)"]
+    games, invalid = int(judgments["games"].sum()), int(judgments["invalid"].sum())
+    dropped, prompts = int(judgments["prompts_dropped"].sum()), int(judgments["prompts"].sum())
+    lines = [f"- games judged: {games}; without a valid verdict: {invalid}; prompts dropped from the "
+             f"fits: {dropped} of {prompts}"]
     agree = judgments["order_agreement"].drop_nulls()
     first = judgments["first_shown_win_rate"].drop_nulls()
     if len(agree):
@@ -102,30 +133,62 @@ def _judge_lines(judgments: pl.DataFrame) -> list[str]:
     if len(first):
         lines.append(f"- first-shown response wins {first.mean():.3f} of decisive verdicts "
                      "(0.5 = no position bias)")
-    usage = [c for c in ("prompt_tokens", "completion_tokens", "cache_hits")
-             if c in judgments.columns and judgments[c].null_count() < judgments.height]
-    if usage:
-        lines.append("- judge usage: " + ", ".join(f"{c.replace('_', ' ')} {int(judgments[c].sum())}"
-                                                   for c in usage))
     return lines
+
+
+def _usage_lines(usage: pl.DataFrame, facts: dict | None) -> list[str]:
+    facts = facts or {}
+    if usage.is_empty():
+        return ["No LLM requests were recorded (no ledger: nothing was annotated or judged through "
+                "an API client)."]
+    lines = ["Every request sent by the judge and the corpus annotator, from their ledgers (failed "
+             "and killed runs included): requests = answers + errors; tokens and cost count what was "
+             "sent, never cache hits; cost_usd is an estimate from the configured prices (empty: no "
+             "prices).", "", markdown_table(usage)]
+    if facts.get("unreadable_lines"):
+        lines += ["", f"{facts['unreadable_lines']} ledger line(s) could not be read (a run killed "
+                      "while writing) and are not counted."]
+    return lines
+
+
+def _medqa_lines(info: dict) -> list[str]:
+    pool = info.get("fewshot_pool_items", 0)
+    return [f"- German MedQA (medqa_de): the whole translated test split, {info['test_items']} items "
+            f"({info.get('member')}, corpus {info.get('corpus')}). The data have no translated "
+            f"non-test split, so the one-shot examples come from the test split: each question's "
+            f"example is the first test item that is not the question itself; the pool took {pool} "
+            f"test item(s) ({', '.join(info.get('fewshot_pool_ids', []))})."]
 
 
 def summary_markdown(compute: pl.DataFrame, mcqa: pl.DataFrame, ranking: pl.DataFrame | None = None,
                      judgments: pl.DataFrame | None = None, corpus_stats: pl.DataFrame | None = None,
-                     corpus_validation: pl.DataFrame | None = None) -> str:
-    """Key numbers per family/size (final G_rel, final scores vs source/next, tokens, FLOPs) as Markdown."""
+                     corpus_validation: pl.DataFrame | None = None, usage: pl.DataFrame | None = None,
+                     usage_facts: dict | None = None, medqa_de: dict | None = None) -> str:
+    """Key numbers per family/size (final G_rel, final scores vs source/next, tokens, FLOPs), the
+    fits, the judge's counts and the study's LLM usage, as Markdown."""
     if mcqa.is_empty():
         raise ValueError("summary: the MCQA table is empty")
     parts = ["# Results summary", "",
              "Final = the last merged checkpoint (CPT + SLERP, most training tokens); source = the model "
              "CPT started from (0 tokens). G_rel = accuracy ratio (mean over MCQA tasks, paper eq. 1); "
-             "score = Davidson strength share π_c/(π_c+π_baseline), 0.5 = parity, [bootstrap 95 % CI]."]
+             "score = Davidson strength share π_c/(π_c+π_baseline), 0.5 = parity, [bootstrap 95 % CI "
+             "over prompts]. The figures plot this score: it is the paper's ranking score, and it "
+             "separates preference from the judge's tie propensity (ν) and position bias (γ). The "
+             "rankings table also gives the expected score (W + T/2)/n with its interval, which is "
+             "model-free but drawn toward 0.5 wherever ties are common. The source's score against "
+             "itself is 0.5 by definition (not judged, not fitted)."]
     for family in sorted(mcqa["family"].unique().to_list()):
         rows = _family_rows(family, compute, mcqa, ranking)
         parts += ["", f"## {family}", ""]
         parts.append(markdown_table(pl.DataFrame(rows)) if rows else "(no adapted checkpoints)")
+    if medqa_de:
+        parts += ["", "## MCQA data", ""] + _medqa_lines(medqa_de)
+    if ranking is not None and ranking.filter(pl.col("fitted")).height:
+        parts += ["", "## Davidson fits", ""] + _fit_lines(ranking)
     if judgments is not None and judgments.height:
         parts += ["", "## Judge", ""] + _judge_lines(judgments)
+    if usage is not None:
+        parts += ["", "## LLM usage", ""] + _usage_lines(usage, usage_facts)
     for title, table in (("Corpus", corpus_stats), ("Corpus validation", corpus_validation)):
         if table is not None:
             parts += ["", f"## {title}", "", markdown_table(table)]
