@@ -55,7 +55,7 @@ rule corpus_annotate:
         n_chunks=config["corpus"]["annotator"]["chunks"],
         annotator=annotator_config,
         cache_dir=f"{R}/corpus/annotations/cache",
-        ledger=f"{R}/corpus/annotations/ledger.jsonl",
+        ledger=ANNOTATION_LEDGER,
     script:
         ENTRY
 

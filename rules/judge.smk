@@ -57,7 +57,7 @@ rule judge:
         candidate_name=lambda wc: f"{wc.family}/{wc.size}/{wc.ckpt}",
         baseline_name=baseline_name,
         cache_dir=f"{R}/judge/cache",
-        ledger=f"{R}/judge/ledger.jsonl",
+        ledger=JUDGE_LEDGER,
     script:
         ENTRY
 

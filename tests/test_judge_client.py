@@ -240,7 +240,7 @@ def test_timeout_is_retried(fake, key_env, tmp_path):
 
 
 def test_exhausted_retries_fail_naming_the_count_but_keep_successes_cached(fake, key_env, gens,
-                                                                          tmp_path, capfd):
+                                                                          tmp_path):
     cand, base = gens
     # everything about p2 fails; the other four games succeed
     fake.hook = lambda body, n, h: (("status", 500, {}, {"error": {"message": "boom"}})
@@ -252,8 +252,6 @@ def test_exhausted_retries_fail_naming_the_count_but_keep_successes_cached(fake,
                                           r"0\.2 allows 1\. Most common reason: no answer after 3 "
                                           r"tries: InternalServerError 500"):
         judge_pair(cand, base, str(out), cfg, str(tmp_path / "c"), **NAMES)
-    # the reason is the last line the job printed (its log, in the workflow)
-    assert capfd.readouterr().err.strip().splitlines()[-1].startswith("[judge] failed: JudgeFailed: ")
     assert not out.exists()
     assert len(list((tmp_path / "c").rglob("*.json"))) == 4
     fake.hook = None

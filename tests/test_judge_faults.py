@@ -283,7 +283,7 @@ def test_faults_past_the_budget_fail_the_job_naming_the_count(tmp_path, capsys):
         # the job stopped at the first game past the budget (0 of 60 allowed at 0.01)
         assert 1 <= failed <= 60 and "judge.max_invalid_fraction 0.01 allows 0" in str(err.value)
         last = open(job.log).read().splitlines()[-1]
-        assert last.startswith("[judge] failed: JudgeFailed: ") and f"{failed} of 60 games" in last
+        assert last.startswith("[medadapt] rule judge failed: JudgeFailed: ") and f"{failed} of 60 games" in last
         assert not (tmp_path / "c05_vs_next.parquet").exists()
         check_wire(server, tmp_path)
         cached = len(list((tmp_path / "cache").rglob("*.json")))

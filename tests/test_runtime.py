@@ -109,3 +109,16 @@ def test_recorded_params_drop_credentials_from_urls():
               "paths": ["results/x"]}
     assert redact(params) == {"judge": {"base_url": "https://api.example.org:8443/v1", "model": "m"},
                               "paths": ["results/x"]}
+
+
+def test_a_failed_job_ends_its_log_with_the_reason(tmp_path):
+    def stage():
+        print("working")
+        raise ValueError("shard-0003.parquet: no 'text' column")
+
+    job = Job(rule="corpus_classify", log=str(tmp_path / "x.log"))
+    with pytest.raises(ValueError):
+        run_job(job, stage)
+    lines = (tmp_path / "x.log").read_text().splitlines()
+    assert lines[-1] == "[medadapt] rule corpus_classify failed: ValueError: shard-0003.parquet: no 'text' column"
+    assert any(line.startswith("Traceback") for line in lines)  # the traceback is in the log too

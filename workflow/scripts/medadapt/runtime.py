@@ -27,6 +27,7 @@ import platform
 import re
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit, urlunsplit
@@ -210,7 +211,13 @@ def run_job(job: Job, fn: Callable[..., Any] | None = None) -> Any:
     start = time.time()
     with redirect_output(job.log):
         print(f"[medadapt] rule {job.rule} wildcards={job.wildcards}", flush=True)
-        result = fn(**kwargs)
+        try:
+            result = fn(**kwargs)
+        except BaseException as exc:
+            # The rule log ends with the reason the job failed (the traceback just above it).
+            traceback.print_exc()
+            print(f"[medadapt] rule {job.rule} failed: {type(exc).__name__}: {exc}", flush=True)
+            raise
     record = {
         "rule": job.rule,
         "stage": f"{fn.__module__}.{fn.__name__}",

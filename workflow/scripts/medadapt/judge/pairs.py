@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any
 
 import polars as pl
@@ -119,13 +118,8 @@ def judge_pair(candidate: str, baseline: str, out: str, judge: dict[str, Any],
     gets one record per answer as it arrives. Fails (JudgeFailed) when more than
     `judge.max_invalid_fraction` of the games end without a verdict. Returns this run's counts.
     """
-    try:
-        u = run_pair(candidate, baseline, out, JudgeConfig.from_block(judge), cache_dir, ledger,
-                     server_file, candidate_name, baseline_name)
-    except Exception as exc:
-        # The job's reason, as the last line of its log (a traceback goes to the job's stderr).
-        print(f"[judge] failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-        raise
+    u = run_pair(candidate, baseline, out, JudgeConfig.from_block(judge), cache_dir, ledger,
+                 server_file, candidate_name, baseline_name)
     print(f"[judge] {out}: {u['requests']} games, {u['valid']} valid, {u['invalid']} invalid, "
           f"{u['missing']} missing ({u['allowed']} allowed); {u['cache_hits']} from the cache, "
           f"{u['sent']} requests sent, {u['answers']} answers, {u['retries']} retries, "

@@ -4,11 +4,15 @@ path it was given, and consumers find the server through that marker (`wait_for_
 
 The marker exists before the server is ready (a Snakemake service job and its consumers start
 together, and a consumer whose input is missing fails), so readiness is probed on the server
-itself; that also guards against a stale marker of a killed server.
+itself; that also guards against a stale marker of a killed server. A launcher that fails leaves a
+note beside the marker (`failure_note`, not a declared output, so Snakemake does not remove it with
+the failed job's outputs): consumers then stop waiting at once and report the server's reason
+instead of waiting out their timeout.
 """
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.request
 from pathlib import Path
@@ -41,10 +45,40 @@ def server_info(path: str) -> dict[str, Any] | None:
     return info if info["model"] in served else None
 
 
+# A failure note older than this, relative to the start of the wait, belongs to an earlier run.
+FAILURE_NOTE_SLACK_S = 120.0
+
+
+def failure_note(path: str) -> Path:
+    """Where a launcher that failed says why, beside its marker `path`."""
+    return Path(f"{path}.failed")
+
+
+def write_failure_note(path: str, reason: str) -> None:
+    from medadapt.io import write_json
+
+    write_json(failure_note(path), {"reason": reason, "pid": os.getpid(), "time": time.time()})
+
+
+def _server_failed(path: str, since: float) -> str | None:
+    note = failure_note(path)
+    try:
+        if note.stat().st_mtime < since - FAILURE_NOTE_SLACK_S:
+            return None
+        return json.loads(note.read_text()).get("reason", "unknown reason")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
 def wait_for_server_file(path: str, timeout_s: float, poll_s: float = 1.0) -> dict[str, Any]:
-    """Wait for a server's marker and for the server behind it to answer; return the marker."""
+    """Wait for a server's marker and for the server behind it to answer; return the marker.
+
+    Fails at once when the server's launcher left a failure note during this wait."""
+    since = time.time()
     deadline = time.monotonic() + timeout_s
     while (info := server_info(path)) is None:
+        if (reason := _server_failed(path, since)) is not None:
+            raise LLMError(f"the server behind {path} failed: {reason}")
         if time.monotonic() > deadline:
             raise LLMError(f"server file: no live server behind {path} within {timeout_s:.0f} s "
                            "(did the server job start?)")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from medadapt.io import write_json
 from medadapt.llm.engine import CPU_KV_CACHE_BYTES, STRUCTURED_OUTPUTS, needs_cpu_kv_cache
-from medadapt.llm.servers import served_models
+from medadapt.llm.servers import failure_note, served_models, write_failure_note
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -100,8 +100,8 @@ def serve(model_dir: str, served_name: str, port: int, out: str, max_model_len: 
     """
     if not Path(model_dir, "config.json").exists():
         raise FileNotFoundError(f"serve: {model_dir} is not a model directory (no config.json)")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(out)  # a stale marker from a killed run would point consumers at a dead server
+    for stale in (Path(out), failure_note(out)):  # a killed run's marker or failure note
+        stale.unlink(missing_ok=True)
     parent = os.getppid()
     port = int(port) or free_port(host)
     base_url = f"http://{host}:{port}/v1"
@@ -133,6 +133,9 @@ def serve(model_dir: str, served_name: str, port: int, out: str, max_model_len: 
                 raise RuntimeError(f"vLLM server exited unexpectedly with code {proc.returncode}")
         print("[serve] shutting the server down", flush=True)
         return {**marker, "ready_s": ready_s}
+    except Exception as exc:
+        write_failure_note(out, f"{type(exc).__name__}: {exc}")  # consumers stop waiting
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(out)  # consumers must never see a marker of a dying server
