@@ -54,7 +54,7 @@ rule judge:
     threads: 0 if SERVE else 1
     params:
         judge=config["judge"],
-        candidate_name=lambda wc: f"{wc.family}/{wc.size}/{wc.ckpt}",
+        candidate_name=candidate_name,
         baseline_name=baseline_name,
         cache_dir=f"{R}/judge/cache",
         ledger=f"{R}/judge/ledger.jsonl",
