@@ -33,7 +33,7 @@ if SERVE:
                 port=SERVE["port"],
             ),
         shell:
-            "exec {params.medadapt} stage judge_server --job {params.job:q} --log {log:q} > {log:q} 2>&1"
+            "exec {params.medadapt} stage judge_server --job {params.job:q} --log-file {log:q} > {log:q} 2>&1"
 
 
 rule judge:
