@@ -177,6 +177,12 @@ def baseline_generation(wc):
     return f"{R}/generate/{wc.family}/{size}/base.jsonl"
 
 
+def candidate_name(wc):
+    # The source judged against itself (ckpt base vs source) needs a name apart from the baseline's.
+    self_game = wc.ckpt == "base" and wc.baseline == "source"
+    return f"{wc.family}/{wc.size}/{wc.ckpt}" + (" (self)" if self_game else "")
+
+
 def baseline_name(wc):
     return f"{wc.family}/{GRID.baseline_size(wc.family, wc.size, wc.baseline)}/base"
 

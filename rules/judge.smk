@@ -33,7 +33,7 @@ if SERVE:
                 port=SERVE["port"],
             ),
         shell:
-            "exec {params.medadapt} stage judge_server --job {params.job:q} --log {log:q} > {log:q} 2>&1"
+            "exec {params.medadapt} stage judge_server --job {params.job:q} --log-file {log:q} > {log:q} 2>&1"
 
 
 rule judge:
@@ -54,7 +54,7 @@ rule judge:
     threads: JUDGE_THREADS
     params:
         judge=config["judge"],
-        candidate_name=lambda wc: f"{wc.family}/{wc.size}/{wc.ckpt}",
+        candidate_name=candidate_name,
         baseline_name=baseline_name,
         cache_dir=f"{R}/judge/cache",
         ledger=JUDGE_LEDGER,

@@ -55,7 +55,7 @@ rule train:
             size=lambda wc: wc.size,
         ),
     shell:
-        "{params.launch} stage train --job {params.job:q} --log {log:q} >> {log:q} 2>&1"
+        "{params.launch} stage train --job {params.job:q} --log-file {log:q} >> {log:q} 2>&1"
 
 
 rule merge:

@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
+# Subprocesses (snakemake, the medadapt command, torchrun workers) import this checkout's library,
+# whatever else an editable install points at.
+_SCRIPTS = str(Path(__file__).resolve().parents[1] / "workflow" / "scripts")
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SCRIPTS, os.environ.get("PYTHONPATH")) if p)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

@@ -81,7 +81,7 @@ def test_stage_cli_runs_a_real_stage_through_the_adapter(tmp_path):
     out, log = tmp_path / "prompts.jsonl", tmp_path / "stage.log"
     job = {"output": {"out": str(out)}, "params": {"source": str(src)}, "threads": 1}
     proc = subprocess.run([sys.executable, str(ROOT / "workflow" / "scripts" / "medadapt_entry.py"),
-                           "stage", "eval_prompts", "--job", json.dumps(job), "--log", str(log)],
+                           "stage", "eval_prompts", "--job", json.dumps(job), "--log-file", str(log)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text()) == {"id": "7", "instruction": "Was ist ein EKG?"}

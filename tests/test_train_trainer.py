@@ -140,8 +140,9 @@ def test_two_process_ddp_matches_single_process(tmp_path, trained, tiny_lm, pack
            "params": {"train": TRAIN, **RUN}, "threads": cluster.omp_threads("tiny", "s", 2)}
     entry = ROOT / "workflow" / "scripts" / "medadapt_entry.py"
     proc = subprocess.run([*shlex.split(launch), str(entry), "stage", "train", "--job", json.dumps(job),
-                           "--log", str(tmp_path / "train.log")], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:] + (tmp_path / "train.log").read_text()[-3000:]
+                           "--log-file", str(tmp_path / "train.log")], capture_output=True, text=True, timeout=300)
+    log_text = (tmp_path / "train.log").read_text() if (tmp_path / "train.log").exists() else ""
+    assert proc.returncode == 0, proc.stderr[-3000:] + log_text[-3000:]
     assert json.loads((tmp_path / "checkpoints.csv.provenance.json").read_text())["threads"] == 1
     ddp, single = pl.read_csv(log), pl.read_csv(trained[2])
     assert ddp.drop("train_loss").equals(single.drop("train_loss"))

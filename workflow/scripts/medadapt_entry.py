@@ -1,7 +1,7 @@
 """The one entry from a workflow rule into the library (see medadapt.runtime).
 
 `script:` rules run this file with Snakemake's `snakemake` object injected; shell rules run it as
-the `medadapt` CLI (`python medadapt_entry.py stage RULE --job JSON --log FILE`), which also works
+the `medadapt` CLI (`python medadapt_entry.py stage RULE --job JSON --log-file FILE`), which also works
 as torchrun's training script. Either way the rule's stage runs through `medadapt.runtime.run_job`.
 """
 import os

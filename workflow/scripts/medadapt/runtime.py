@@ -2,7 +2,7 @@
 
 A `script:` rule runs `workflow/scripts/medadapt_entry.py`, which hands Snakemake's `snakemake`
 object to `run_snakemake`; a `shell:` rule (training under srun/torchrun, the judge server) runs
-`medadapt stage RULE --job JSON --log FILE` (the same entry file, as a CLI), which builds the same
+`medadapt stage RULE --job JSON --log-file FILE` (the same entry file, as a CLI), which builds the same
 `Job` from JSON. Either way `run_job`:
 
 - sets the offline variables before any Hugging Face library is imported (compute nodes have no

@@ -4,7 +4,7 @@ workflow's shell rules.
     medadapt flops --config CONFIG_JSON --tokens N       training FLOPs of a model shape (6·N·D)
     medadapt davidson JUDGMENTS --out FILE ...           Davidson fit of a judgments table
     medadapt judge CANDIDATE BASELINE --out FILE ...     pairwise judging of two response files
-    medadapt stage RULE --job JSON [--log FILE]          run one workflow stage (shell rules use this)
+    medadapt stage RULE --job JSON [--log-file FILE]          run one workflow stage (shell rules use this)
     medadapt config-docs [--check]                       write config/README.md from the schema
 
 Each subcommand is a module here with `add_parser(subparsers)`; its parser's `func(args)` returns

@@ -1,4 +1,4 @@
-"""`medadapt stage RULE --job JSON [--log FILE]`: run one workflow stage, as a shell rule does.
+"""`medadapt stage RULE --job JSON [--log-file FILE]`: run one workflow stage, as a shell rule does.
 
 The CLI twin of the workflow's `script:` rules: shell rules (training under srun/torchrun, the judge
 server) call it, and a user can rerun a job by hand with the JSON its provenance recorded. The job
@@ -20,12 +20,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("rule", choices=sorted(STAGES), metavar="RULE", help="the rule whose stage to run")
     p.add_argument("--job", required=True,
                    help="the job as JSON (or @FILE): {input, output, params, threads, wildcards}")
-    p.add_argument("--log", help="append the stage's stdout/stderr to this file")
+    # Not --log: torchrun, which runs this as its training script, takes any prefix of its own
+    # --log-dir/--logs-specs as its own option.
+    p.add_argument("--log-file", help="append the stage's stdout/stderr to this file")
     p.set_defaults(func=run)
     return p
 
 
 def run(args) -> int:
     text = Path(args.job[1:]).read_text() if args.job.startswith("@") else args.job
-    run_job(Job.from_json(args.rule, text, log=args.log))
+    run_job(Job.from_json(args.rule, text, log=args.log_file))
     return 0
