@@ -178,9 +178,7 @@ def baseline_generation(wc):
 
 
 def candidate_name(wc):
-    # The source judged against itself (ckpt base vs source) needs a name apart from the baseline's.
-    self_game = wc.ckpt == "base" and wc.baseline == "source"
-    return f"{wc.family}/{wc.size}/{wc.ckpt}" + (" (self)" if self_game else "")
+    return f"{wc.family}/{wc.size}/{wc.ckpt}"
 
 
 def baseline_name(wc):
