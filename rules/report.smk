@@ -38,12 +38,12 @@ rule tables:
         ),
         out_mcqa_tests=report(
             TABLES["mcqa_tests"],
-            caption="../workflow/report/mcqa_tests.rst",
+            caption="../workflow/report/significance_tests.rst",
             category="Tables",
         ),
         out_mcqa_milestones=report(
             TABLES["mcqa_milestones"],
-            caption="../workflow/report/mcqa_milestones.rst",
+            caption="../workflow/report/significance_milestones.rst",
             category="Tables",
         ),
         out_summary=report(

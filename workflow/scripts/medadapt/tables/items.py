@@ -75,14 +75,15 @@ def check_against_table(items: Mapping[tuple[str, str, str], ModelItems], mcqa: 
         raise ValueError(f"MCQA items: models with items but no MCQA JSON {extra[:3]}, with an "
                          f"MCQA JSON but no items {absent[:3]}")
     for key, model in items.items():
+        name = "/".join(key)
         tasks = {k[3] for k in table if k[:3] == key}
         if set(model.tasks) != tasks:
-            raise ValueError(f"MCQA items of {model.name}: tasks {sorted(model.tasks)}, but its "
+            raise ValueError(f"MCQA items of {name}: tasks {sorted(model.tasks)}, but its "
                              f"MCQA JSON has {sorted(tasks)}")
         for task, (acc, n) in model.accuracy().items():
             j_acc, j_n = table[(*key, task)]
             if abs(acc - j_acc) > 1e-9 or (j_n is not None and j_n != n):
-                raise ValueError(f"MCQA items of {model.name}, task {task}: {n} items, accuracy "
+                raise ValueError(f"MCQA items of {name}, task {task}: {n} items, accuracy "
                                  f"{acc:.6g}; its MCQA JSON says n={j_n}, acc={j_acc:.6g}")
 
 
