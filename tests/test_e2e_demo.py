@@ -80,7 +80,8 @@ def test_mcqa_items_give_paired_tests_and_milestones(demo):
     assert "MCQA parity with next" in summary and "## MCQA significance" in summary
     mcqa = pl.read_csv(demo / "tables" / "mcqa.csv")
     merged = mcqa.filter((pl.col("variant") == "merged") & (pl.col("task") == "mean"))
-    assert (merged["g_rel_source_lo"] <= merged["g_rel_source"]).all()
+    assert merged["g_rel_source_lo"].drop_nulls().len() > 0
+    assert (merged["g_rel_source_lo"] <= merged["g_rel_source_hi"]).all()
 
 
 def test_judgments_cover_every_prompt_in_both_orders(demo):

@@ -164,7 +164,8 @@ def test_evaluate_tiny_lm(tiny_lm, demo_root):
     assert summary["backend"] == "hf" and record["config"]["backend_requested"] == "auto"
     items = pl.read_parquet(items_out)
     assert items.columns == ITEM_COLUMNS and items.height == 6
-    assert items["doc_id"].to_list() == list(range(6)) and items["target"].to_list() == [a for *_, a in ITEMS[1:]]
+    assert items["doc_id"].to_list() == list(range(6))
+    assert items["target"].to_list() == [a for *_, a in ITEMS[1:]]
     assert items["correct"].mean() == pytest.approx(record["tasks"][DEMO_TASK]["acc"])
     assert all(len(ll) == 4 for ll in items["loglik"].to_list())
     res = record["tasks"][DEMO_TASK]
@@ -198,7 +199,8 @@ def test_item_rows_from_logged_samples():
                        "target": 1, "chosen": 1, "correct": True, "loglik": [-3.0, -1.0, -2.0, -4.0]}
     assert (rows[0]["chosen"], rows[0]["correct"], rows[0]["item_id"]) == (2, False, "0")
     assert (rows[2]["chosen"], rows[2]["correct"]) == (0, True)
-    with pytest.raises(ValueError, match=r"sample 0 of task t: acc=1\.0 but the best choice is 2 and the target 0"):
+    with pytest.raises(ValueError, match=r"sample 0 of task t: acc=1\.0 but the best choice is 2 and "
+                                         r"the target 0"):
         item_rows("t", [sample(0, [-1.0, -1.0, -0.5, -2.0], 0, 1.0)])
     with pytest.raises(ValueError, match=r"target \[0, 1\] is not one choice index"):
         item_rows("t", [sample(0, [-1.0, -2.0], [0, 1], 1.0)])
@@ -211,7 +213,8 @@ def test_items_frame_agrees_with_the_summary():
     df = items_frame(res, ["t"], {"tasks": {"t": {"acc": 0.5, "n": 2}}})
     assert df.columns == ITEM_COLUMNS and df["correct"].to_list() == [True, False]
     assert str(df.schema["loglik"]) == "List(Float64)"
-    with pytest.raises(RuntimeError, match=r"task t: 2 logged items with 1 correct, but lm-eval reports n=2, acc=1\.0"):
+    with pytest.raises(RuntimeError, match=r"task t: 2 logged items with 1 correct, but lm-eval "
+                                           r"reports n=2, acc=1\.0"):
         items_frame(res, ["t"], {"tasks": {"t": {"acc": 1.0, "n": 2}}})
     with pytest.raises(RuntimeError, match="no samples for task u"):
         items_frame(res, ["u"], {"tasks": {"u": {"acc": 1.0, "n": 2}}})
@@ -316,7 +319,8 @@ def test_hf_and_vllm_backends_agree_on_the_demo_task(tiny_lm, tmp_path, monkeypa
         runs[backend] = (json.loads(out.read_text()), pl.read_parquet(tmp_path / f"{backend}.parquet"))
     (hf, hf_items), (vl, vl_items) = runs["hf"], runs["vllm"]
     assert vl["tasks"][DEMO_TASK]["acc"] == hf["tasks"][DEMO_TASK]["acc"]
-    assert vl_items.select("doc_id", "doc_hash", "target").equals(hf_items.select("doc_id", "doc_hash", "target"))
+    key = ["doc_id", "doc_hash", "target"]
+    assert vl_items.select(key).equals(hf_items.select(key))
     assert vl_items["chosen"].to_list() == hf_items["chosen"].to_list()
     diff = max(abs(a - b) for x, y in zip(hf_items["loglik"], vl_items["loglik"]) for a, b in zip(x, y))
     assert diff < 1e-4, f"loglikelihoods differ by up to {diff}"  # measured: 1.4e-6

@@ -234,7 +234,8 @@ def test_summary_shows_the_milestones(run):
     assert line.count("c02 (4M tokens, 2.40e15 FLOPs)") == 2
     header = next(x for x in text.splitlines() if x.startswith("| size |"))
     assert "first significant MCQA gain vs source" in header and "MCQA parity with next" in header
-    assert "## MCQA significance" in text and "Holm-corrected over the points of the trajectory, alpha 0.05" in text
+    assert "## MCQA significance" in text
+    assert "Holm-corrected over the points of the trajectory, alpha 0.05" in text
     assert "| f | s | l | raw | t1 | raw-c01 (1M tokens, 6.00e14 FLOPs, then lost) | 2/3 |" in text
     assert "| f | s | l | merged | t2 | none | 0/3 | source (0 tokens) | 0/4 |" in text
 

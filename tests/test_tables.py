@@ -351,8 +351,8 @@ def test_write_tables_round_trip(inputs, tables, tmp_path):
     tests = read_table(tmp_path / "tests.csv")
     assert tests["significant"].dtype == pl.Boolean and tests.height == 168
     # 0.5b anatomy: c01 = 0.315 of 2000 items vs the source's 0.30: 30 items, all one way
-    c01 = tests.filter((pl.col("size") == "0.5b") & (pl.col("ckpt") == "c01") & (pl.col("family") == "qwen2.5")
-                       & (pl.col("baseline") == "source") & (pl.col("task") == "anatomy")
+    c01 = tests.filter((pl.col("size") == "0.5b") & (pl.col("ckpt") == "c01")
+                       & (pl.col("family") == "qwen2.5") & (pl.col("baseline") == "source") & (pl.col("task") == "anatomy")
                        & (pl.col("trajectory") == "merged")).row(0, named=True)
     assert (c01["ckpt_only"], c01["baseline_only"], c01["p_value"]) == (30, 0, pytest.approx(2 / 2 ** 30))
     milestones = read_table(tmp_path / "milestones.csv")

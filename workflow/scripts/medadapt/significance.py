@@ -93,7 +93,8 @@ def resample_indices(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarra
     return rng.integers(0, n, size=(n_boot, n))
 
 
-def ratio_interval(num: np.ndarray, den: np.ndarray, level: float = 0.95) -> tuple[float | None, float | None]:
+def ratio_interval(num: np.ndarray, den: np.ndarray,
+                   level: float = 0.95) -> tuple[float | None, float | None]:
     """Percentile interval of num/den over bootstrap replicates. Replicates whose denominator is 0
     (a baseline that got no resampled item right) have no ratio and are left out; none left: None."""
     num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
