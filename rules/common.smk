@@ -212,6 +212,8 @@ def fit_judgments(wc):
 # --- report -------------------------------------------------------------------------------------
 MCQA_KEYS = ["/".join(m) for m in GRID.eval_models()]
 MCQA_JSONS = [f"{R}/mcqa/{key}.json" for key in MCQA_KEYS]
+# Item-level results beside each MCQA JSON, in the same order as MCQA_KEYS.
+MCQA_ITEMS = [f"{R}/mcqa/{key}.items.parquet" for key in MCQA_KEYS]
 TRAIN_LOGS = [
     f"{R}/train/{f}/{s}/checkpoints.csv"
     for f in GRID.families()
@@ -225,6 +227,8 @@ TABLES = {
     name: f"{R}/tables/{name}.csv"
     for name in ("compute", "mcqa", "rankings", "win_tie_loss", "llm_usage")
 }
+MCQA_TEST_TABLES = ("mcqa_tests", "mcqa_milestones")
+TABLES.update({name: f"{R}/tables/{name}.csv" for name in MCQA_TEST_TABLES})
 # Usage ledgers of the LLM clients, appended as requests are answered. No job declares them; a ledger
 # that does not exist means nothing was sent through that client.
 JUDGE_LEDGER = f"{R}/judge/ledger.jsonl"

@@ -60,6 +60,7 @@ rule mcqa:
         model=model_dir("{family}", "{size}", "{ckpt}"),
     output:
         out=f"{R}/mcqa/{{family}}/{{size}}/{{ckpt}}.json",
+        out_items=f"{R}/mcqa/{{family}}/{{size}}/{{ckpt}}.items.parquet",
     log:
         log("mcqa/{family}/{size}/{ckpt}"),
     wildcard_constraints:
@@ -79,6 +80,7 @@ rule mcqa:
         limit=config["mcqa"]["limit"],
         device=lambda wc: CLUSTER.device(wc.family),
         model_args_extra=mcqa_model_args,
+        tensor_parallel_size=eval_tensor_parallel,
         meta=model_key,
     script:
         ENTRY

@@ -11,6 +11,7 @@ rule tables:
         corpus_stats=f"{R}/tables/corpus_stats.csv",
         corpus_validation=f"{R}/tables/corpus_validation.csv",
         medqa_de_info=medqa_de_info,
+        mcqa_items=MCQA_ITEMS,
     output:
         out_compute=report(
             TABLES["compute"],
@@ -35,6 +36,16 @@ rule tables:
             caption="../workflow/report/llm_usage.rst",
             category="Tables",
         ),
+        out_mcqa_tests=report(
+            TABLES["mcqa_tests"],
+            caption="../workflow/report/significance_tests.rst",
+            category="Tables",
+        ),
+        out_mcqa_milestones=report(
+            TABLES["mcqa_milestones"],
+            caption="../workflow/report/significance_milestones.rst",
+            category="Tables",
+        ),
         out_summary=report(
             f"{R}/tables/summary.md",
             caption="../workflow/report/summary.rst",
@@ -49,6 +60,9 @@ rule tables:
         judgment_keys=JUDGMENT_KEYS,
         pairs=NEXT_LARGER,
         ledgers=LEDGERS,
+        mcqa_alpha=config["mcqa"]["alpha"],
+        mcqa_n_boot=config["mcqa"]["n_boot"],
+        mcqa_seed=config["seed"],
     script:
         ENTRY
 

@@ -64,6 +64,26 @@ def test_mcqa_table_has_relative_gain_against_both_baselines(demo):
     assert merged["g_rel_next"].drop_nulls().len() == merged.height
 
 
+def test_mcqa_items_give_paired_tests_and_milestones(demo):
+    for size in SIZES:
+        items = pl.read_parquet(demo / "mcqa" / "tiny" / size / "c01.items.parquet")
+        res = json.loads((demo / "mcqa" / "tiny" / size / "c01.json").read_text())
+        assert items.height == res["tasks"]["medadapt_demo_mcqa_de"]["n"]
+        assert items["correct"].mean() == pytest.approx(res["tasks"]["medadapt_demo_mcqa_de"]["acc"])
+    tests = pl.read_csv(demo / "tables" / "mcqa_tests.csv")
+    # 2 sizes x 2 trajectories x (3 checkpoints vs source + 4 points vs next) x (1 task + pooled)
+    assert tests.height == len(SIZES) * 2 * (len(CKPTS) + len(CKPTS) + 1) * 2
+    assert tests["p_value"].is_between(0.0, 1.0).all() and (tests["p_holm"] >= tests["p_value"]).all()
+    milestones = pl.read_csv(demo / "tables" / "mcqa_milestones.csv")
+    assert milestones.height == len(SIZES) * 2 * 2
+    summary = (demo / "tables" / "summary.md").read_text()
+    assert "MCQA parity with next" in summary and "## MCQA significance" in summary
+    mcqa = pl.read_csv(demo / "tables" / "mcqa.csv")
+    merged = mcqa.filter((pl.col("variant") == "merged") & (pl.col("task") == "mean"))
+    assert merged["g_rel_source_lo"].drop_nulls().len() > 0
+    assert (merged["g_rel_source_lo"] <= merged["g_rel_source_hi"]).all()
+
+
 def test_judgments_cover_every_prompt_in_both_orders(demo):
     n_prompts = sum(1 for line in (ROOT / DEMO["generate"]["prompts"]).read_text().splitlines() if line.strip())
     for size in SIZES:

@@ -12,14 +12,16 @@ import polars as pl
 import pytest
 
 from medadapt.fit import FIT_COLUMNS
-from medadapt.tables import (compute_table, judgment_index, judgment_table, mcqa_index, mcqa_table,
-                             ranking_table, read_table, size_key, summary_markdown, usage_table,
-                             write_tables)
+from medadapt.tables import (compute_table, items_index, judgment_index, judgment_table,
+                             load_items, mcqa_index, mcqa_table, ranking_table, read_table, size_key,
+                             summary_markdown, usage_table, write_tables)
 
 FAMILIES = {"qwen2.5": ("0.5b", "1.5b", "3b"), "qwen3": ("0.6b", "1.7b", "4b")}  # 2 adapted + next
 CKPTS = ("c01", "c02", "c03")
 TOKENS = (1_000_000, 4_000_000, 16_000_000)
 TASKS = ("anatomy", "clinical_knowledge")
+# Items per task: every accuracy below is a whole number of 2000 items (base 0.05 steps × 1.0k).
+N_ITEMS = 2000
 PARAMS = {"0.5b": 0.36e9, "1.5b": 1.3e9, "0.6b": 0.44e9, "1.7b": 1.4e9}
 # judge: 5 answers (4 valid, 1 invalid, one of them through the Batch API), 2 errors (a 429 and a
 # timeout), 3 cache hits; annotate: 2 answers without prices
@@ -50,8 +52,8 @@ def accuracy(size_rank: int, ckpt: str, task: int) -> float:
 def make_inputs(root: Path) -> dict:
     """Write checkpoints.csv, MCQA JSONs, fit CSVs and judgment parquets under `root`, with the keys
     the workflow passes beside them (mcqa_keys, judgment_keys)."""
-    out = {"checkpoints": [], "mcqa": [], "mcqa_keys": [], "fits": [], "judgments": [],
-           "judgment_keys": [], "pairs": []}
+    out = {"checkpoints": [], "mcqa": [], "mcqa_keys": [], "mcqa_items": [], "fits": [],
+           "judgments": [], "judgment_keys": [], "pairs": []}
     for family, sizes in FAMILIES.items():
         for rank, size in enumerate(sizes):
             adapted = rank < 2
@@ -68,11 +70,12 @@ def make_inputs(root: Path) -> dict:
             for ckpt in ckpts:
                 path = root / "mcqa" / family / size / f"{ckpt}.json"
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tasks = {t: {"acc": accuracy(rank, ckpt, i), "acc_stderr": 0.01, "n": 100}
+                tasks = {t: {"acc": accuracy(rank, ckpt, i), "acc_stderr": 0.01, "n": N_ITEMS}
                          for i, t in enumerate(TASKS)}
                 path.write_text(json.dumps({"model": "x", "family": family, "size": size, "ckpt": ckpt,
                                             "num_fewshot": 1, "tasks": tasks, "mean_acc": 0.0}))
                 out["mcqa"].append(str(path))
+                out["mcqa_items"].append(write_items(path.with_suffix(".items.parquet"), tasks))
                 out["mcqa_keys"].append(f"{family}/{size}/{ckpt}")
             if adapted:
                 for baseline in ("source", "next"):
@@ -83,6 +86,20 @@ def make_inputs(root: Path) -> dict:
                       write_ledger(root / "annotate-ledger.jsonl", ANNOTATE_LEDGER),
                       str(root / "no-such-ledger.jsonl")]
     return out
+
+
+def write_items(path: Path, tasks: dict) -> str:
+    """The item file of an MCQA JSON: a model with accuracy a gets the first a·n items right (so a
+    more accurate model is right wherever a less accurate one is)."""
+    rows = []
+    for t, res in tasks.items():
+        k = round(res["acc"] * res["n"])
+        assert abs(k - res["acc"] * res["n"]) < 1e-6, "accuracy is not a whole number of items"
+        rows += [{"task": t, "doc_id": i, "item_id": str(i), "doc_hash": f"{t}-{i}", "target": 0,
+                  "chosen": 0 if i < k else 1, "correct": i < k, "loglik": [-1.0, -2.0]}
+                 for i in range(res["n"])]
+    pl.DataFrame(rows).write_parquet(path)
+    return str(path)
 
 
 def _fit(root: Path, family: str, size: str, baseline: str, nxt: str) -> str:
@@ -186,7 +203,7 @@ def test_mcqa_g_rel_matches_hand_numbers(tables):
     assert mean["acc"] == pytest.approx((0.345 + 0.4025) / 2)
     assert mean["g_rel_next"] == pytest.approx((0.345 + 0.4025) / (0.40 + 0.45))
     assert mean["acc_stderr"] == pytest.approx((2 * 0.01 ** 2) ** 0.5 / 2)
-    assert mean["n"] == 200
+    assert mean["n"] == 2 * N_ITEMS
 
 
 def test_mcqa_raw_and_base_rows(tables):
@@ -296,14 +313,16 @@ def test_write_tables_round_trip(inputs, tables, tmp_path):
     # (and MCQA JSONs without family/size/ckpt fields) give the same tables.
     flat = tmp_path / "flat"
     flat.mkdir()
-    mcqa, judgments = [], []
+    mcqa, judgments, items = [], [], []
     for k, p in enumerate(inputs["mcqa"]):
         data = json.loads(Path(p).read_text())
         (flat / f"{k}.json").write_text(json.dumps({"tasks": data["tasks"]}))
         mcqa.append(str(flat / f"{k}.json"))
+        (flat / f"{k}.parquet").write_bytes(Path(inputs["mcqa_items"][k]).read_bytes())
+        items.append(str(flat / f"{k}.parquet"))
     for k, p in enumerate(inputs["judgments"]):
-        (flat / f"{k}.parquet").write_bytes(Path(p).read_bytes())
-        judgments.append(str(flat / f"{k}.parquet"))
+        (flat / f"j{k}.parquet").write_bytes(Path(p).read_bytes())
+        judgments.append(str(flat / f"j{k}.parquet"))
     pairs = {f"{f}/{s}": n for f, s, n in inputs["pairs"]}  # the rule's form
     info = tmp_path / "medqa_de.json"
     info.write_text(json.dumps({"test_items": 1273, "fewshot_pool_items": 2, "fewshot_pool_ids": ["a", "b"]}))
@@ -312,14 +331,34 @@ def test_write_tables_round_trip(inputs, tables, tmp_path):
                        judgments=judgments, judgment_keys=inputs["judgment_keys"],
                        out_judgments=out["judgments"], corpus_stats=str(stats),
                        ledgers=inputs["ledgers"], out_usage=str(tmp_path / "usage.csv"),
-                       medqa_de_info=str(info))
+                       medqa_de_info=str(info), mcqa_items=items,
+                       out_mcqa_tests=str(tmp_path / "tests.csv"),
+                       out_mcqa_milestones=str(tmp_path / "milestones.csv"), mcqa_alpha=0.05,
+                       mcqa_n_boot=50, mcqa_seed=5)
+    # tests: 4 runs × 2 trajectories × (3 checkpoints vs source + 4 points vs next) × (2 tasks + pooled)
     assert res == {"compute_rows": 16, "mcqa_rows": 90, "ranking_rows": 32, "judgment_rows": 24,
-                   "usage_rows": 3, "ledgers": inputs["ledgers"][:2]}
+                   "usage_rows": 3, "ledgers": inputs["ledgers"][:2], "mcqa_test_rows": 168}
     assert pl.read_csv(tmp_path / "usage.csv").equals(usage_table(inputs["ledgers"])[0])
     assert "the pool took 2 test item(s)" in (tmp_path / "summary.md").read_text()
     back = read_table(out["mcqa"])
     assert back["size"].dtype == pl.String and back["flops"].dtype == pl.Float64
-    assert back.equals(tables["mcqa"])
+    with_ci = mcqa_table(mcqa_index(inputs["mcqa"], inputs["mcqa_keys"]), inputs["pairs"],
+                         tables["compute"], items=load_items(items_index(items, inputs["mcqa_keys"])),
+                         n_boot=50, seed=5)
+    assert back.equals(with_ci) and back["g_rel_source_lo"].drop_nulls().len() > 0
+    assert back.drop("g_rel_source_lo", "g_rel_source_hi", "g_rel_next_lo", "g_rel_next_hi").equals(
+        tables["mcqa"].drop("g_rel_source_lo", "g_rel_source_hi", "g_rel_next_lo", "g_rel_next_hi"))
+    tests = read_table(tmp_path / "tests.csv")
+    assert tests["significant"].dtype == pl.Boolean and tests.height == 168
+    # 0.5b anatomy: c01 = 0.315 of 2000 items vs the source's 0.30: 30 items, all one way
+    c01 = tests.filter((pl.col("size") == "0.5b") & (pl.col("ckpt") == "c01")
+                       & (pl.col("family") == "qwen2.5") & (pl.col("baseline") == "source") & (pl.col("task") == "anatomy")
+                       & (pl.col("trajectory") == "merged")).row(0, named=True)
+    assert (c01["ckpt_only"], c01["baseline_only"], c01["p_value"]) == (30, 0, pytest.approx(2 / 2 ** 30))
+    milestones = read_table(tmp_path / "milestones.csv")
+    assert milestones.height == 4 * 2 * 3 and set(milestones["first_gain_ckpt"]) == {"c01", "raw-c01"}
+    summary = (tmp_path / "summary.md").read_text()
+    assert "## MCQA significance" in summary and "first significant MCQA gain vs source" in summary
     assert read_table(out["ranking"]).equals(tables["ranking"])
     assert read_table(out["compute"]).equals(tables["compute"])
     assert pl.read_csv(out["judgments"]).equals(tables["judgments"])
@@ -343,6 +382,10 @@ def test_keys_must_match_the_files(inputs, tmp_path):
         judgment_index(inputs["judgments"][:1], ["qwen3/0.6b/c01"])
     with pytest.raises(ValueError, match="output for judgments was requested"):
         write_tables(mcqa=mcqa, mcqa_keys=keys, out_judgments=str(tmp_path / "j.csv"), **args)
+    with pytest.raises(ValueError, match=r"MCQA items: 29 file\(s\) but 30 key\(s\)"):
+        write_tables(mcqa=mcqa, mcqa_keys=keys, mcqa_items=inputs["mcqa_items"][:-1], **args)
+    with pytest.raises(ValueError, match="MCQA tests or milestones were requested but no MCQA item files"):
+        write_tables(mcqa=mcqa, mcqa_keys=keys, out_mcqa_tests=str(tmp_path / "t.csv"), **args)
 
 
 def test_size_key_orders_parameter_counts_then_words():

@@ -1,7 +1,8 @@
 """Result tables of the study and the Markdown summary for the report.
 
-One module per table (compute, mcqa, rankings, judgments, usage; summary.md in summary), the shared keys,
-dtypes and readers in common. Every function is pure over explicit paths and keys, so the tables are
+One module per table (compute, mcqa, rankings, judgments, usage, significance: the paired MCQA
+tests and milestones; summary.md in summary), the shared keys, dtypes and readers in common, the
+item-level MCQA results in items. Every function is pure over explicit paths and keys, so the tables are
 reproducible outside Snakemake. `tokens` and `flops` are joined from the compute table so every
 result can be placed on either x axis.
 """
@@ -15,13 +16,16 @@ from medadapt.io import atomic_path, write_table
 from medadapt.tables.common import read_table, size_key, sorted_sizes, variant_of
 from medadapt.tables.compute import compute_table
 from medadapt.tables.judgments import judgment_index, judgment_table
+from medadapt.tables.items import items_index, load_items
 from medadapt.tables.mcqa import mcqa_index, mcqa_table
+from medadapt.tables.significance import mcqa_tests_table, milestones_table
 from medadapt.tables.rankings import ranking_table
 from medadapt.tables.summary import fmt_count, fmt_sci, markdown_table, summary_markdown
 from medadapt.tables.usage import usage_table
 
 __all__ = ["compute_table", "mcqa_table", "ranking_table", "judgment_table", "usage_table",
-           "mcqa_index", "judgment_index", "read_table", "summary_markdown", "markdown_table",
+           "mcqa_index", "judgment_index", "items_index", "load_items", "mcqa_tests_table",
+           "milestones_table", "read_table", "summary_markdown", "markdown_table",
            "write_tables", "size_key", "sorted_sizes", "variant_of", "fmt_count", "fmt_sci"]
 
 
@@ -45,7 +49,10 @@ def write_tables(checkpoints: Sequence[str], mcqa: Sequence[str], mcqa_keys: Seq
                  judgments: Sequence[str] = (), judgment_keys: Sequence[str] = (),
                  out_judgments: str | None = None, corpus_stats: str | None = None,
                  corpus_validation: str | None = None, ledgers: Sequence[str] = (),
-                 out_usage: str | None = None, medqa_de_info: str | None = None) -> dict:
+                 out_usage: str | None = None, medqa_de_info: str | None = None,
+                 mcqa_items: Sequence[str] = (), out_mcqa_tests: str | None = None,
+                 out_mcqa_milestones: str | None = None, mcqa_alpha: float = 0.05,
+                 mcqa_n_boot: int = 1000, mcqa_seed: int = 0) -> dict:
     """Stage `tables`: build every result table from the stage outputs, write CSVs + summary.md.
 
     `mcqa`: MCQA JSON paths; `mcqa_keys`: "family/size/ckpt" of each, in the same order.
@@ -53,9 +60,19 @@ def write_tables(checkpoints: Sequence[str], mcqa: Sequence[str], mcqa_keys: Seq
     `pairs`: (family, size, next_size) per adapted size, or {"family/size": next_size}.
     `ledgers`: the LLM usage ledgers (JSONL; one that does not exist means no usage there) for the
     usage table `out_usage`. `medqa_de_info`: what German MedQA's test set and one-shot pool are.
+    `mcqa_items`: the item-level MCQA parquets, in the order of `mcqa_keys`; they give the G_rel
+    intervals (`mcqa_n_boot` item resamples, seeded by `mcqa_seed`), the paired tests
+    `out_mcqa_tests` and the milestones `out_mcqa_milestones` (Holm at `mcqa_alpha`).
     """
     compute = compute_table(_paths(checkpoints))
-    mcqa_df = mcqa_table(mcqa_index(_paths(mcqa), _paths(mcqa_keys)), _pairs(pairs), compute)
+    items = (load_items(items_index(_paths(mcqa_items), _paths(mcqa_keys)))
+             if _paths(mcqa_items) else None)
+    if (out_mcqa_tests or out_mcqa_milestones) and items is None:
+        raise ValueError("tables: MCQA tests or milestones were requested but no MCQA item files given")
+    mcqa_df = mcqa_table(mcqa_index(_paths(mcqa), _paths(mcqa_keys)), _pairs(pairs), compute,
+                         items=items, n_boot=mcqa_n_boot, seed=mcqa_seed)
+    tests = mcqa_tests_table(items, _pairs(pairs), compute, mcqa_alpha) if items else None
+    milestones = milestones_table(tests, mcqa_alpha) if tests is not None else None
     ranking = ranking_table(_paths(fits), compute)
     judged = (judgment_table(judgment_index(_paths(judgments), _paths(judgment_keys)))
               if _paths(judgments) or _paths(judgment_keys) else None)
@@ -66,13 +83,15 @@ def write_tables(checkpoints: Sequence[str], mcqa: Sequence[str], mcqa_keys: Seq
              (("corpus_stats", corpus_stats), ("corpus_validation", corpus_validation))}
     medqa = json.loads(Path(medqa_de_info).read_text()) if medqa_de_info else None
     for path, df in ((out_compute, compute), (out_mcqa, mcqa_df), (out_ranking, ranking),
-                     (out_judgments, judged), (out_usage, usage)):
+                     (out_judgments, judged), (out_usage, usage), (out_mcqa_tests, tests),
+                     (out_mcqa_milestones, milestones)):
         if path:
             write_table(path, df)
     text = summary_markdown(compute, mcqa_df, ranking, judged, usage=usage, usage_facts=usage_facts,
-                            medqa_de=medqa, **extra)
+                            medqa_de=medqa, mcqa_milestones=milestones, **extra)
     with atomic_path(out_summary) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return {"compute_rows": compute.height, "mcqa_rows": mcqa_df.height,
             "ranking_rows": ranking.height, "judgment_rows": judged.height if judged is not None else 0,
-            "usage_rows": usage.height, "ledgers": usage_facts["ledgers"]}
+            "usage_rows": usage.height, "ledgers": usage_facts["ledgers"],
+            "mcqa_test_rows": tests.height if tests is not None else 0}

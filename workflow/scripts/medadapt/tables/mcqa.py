@@ -10,6 +10,8 @@ import polars as pl
 
 from medadapt.tables.common import PathLike, keyed, nonempty, size_order, variant_of
 from medadapt.tables.compute import join_compute
+from medadapt.tables.items import ModelItems, check_against_table
+from medadapt.tables.significance import INTERVAL_COLUMNS, g_rel_intervals
 
 MCQA_KEY = ("family", "size", "ckpt")
 
@@ -51,7 +53,9 @@ def _mcqa_rows(key: tuple[str, str, str], path: PathLike) -> list[dict]:
 
 
 def mcqa_table(mcqa_jsons: Mapping[tuple[str, str, str], PathLike],
-               pairs: Sequence[Sequence[str | None]], compute: pl.DataFrame) -> pl.DataFrame:
+               pairs: Sequence[Sequence[str | None]], compute: pl.DataFrame,
+               items: Mapping[tuple[str, str, str], ModelItems] | None = None, n_boot: int = 1000,
+               seed: int = 0) -> pl.DataFrame:
     """Long MCQA table with relative gains (paper eq. 1: G_rel(C) = Acc(C) / Acc(M_baseline)).
 
     `mcqa_jsons`: {(family, size, ckpt): JSON path} (see `mcqa_index`). `pairs` lists the adapted
@@ -60,6 +64,11 @@ def mcqa_table(mcqa_jsons: Mapping[tuple[str, str, str], PathLike],
     g_rel_source (vs (family, size, base)) and g_rel_next (vs (family, next_size, base)). Raw
     checkpoints take tokens/FLOPs of the cNN they were merged into. Baseline-only models (e.g. the
     next-larger 14b) appear as base rows with next_size null.
+
+    `items` ({(family, size, ckpt): ModelItems}, every model's item-level results) add 95 %
+    bootstrap intervals over items, paired with the baseline: g_rel_source_lo/hi, g_rel_next_lo/hi
+    (`n_boot` resamples, seeded by `seed`; see `medadapt.tables.significance.g_rel_intervals`).
+    Without items, or with n_boot 0, these columns are empty.
     """
     nonempty(mcqa_jsons, "MCQA table")
     rows = [r for key, path in mcqa_jsons.items() for r in _mcqa_rows(tuple(key), path)]
@@ -81,8 +90,14 @@ def mcqa_table(mcqa_jsons: Mapping[tuple[str, str, str], PathLike],
           # A baseline at 0 accuracy (possible with the demo's random models) has no defined ratio.
           .with_columns(g_rel_source=pl.when(pl.col("_src") > 0).then(pl.col("acc") / pl.col("_src")),
                         g_rel_next=pl.when(pl.col("_next") > 0).then(pl.col("acc") / pl.col("_next"))))
+    if items is not None:
+        check_against_table(items, df)
+        ci = g_rel_intervals(items, pairs, n_boot, seed)
+    else:
+        ci = g_rel_intervals({}, [], 0, seed)
+    df = df.join(ci, on=["family", "size", "ckpt", "task"], how="left")
     cols = ["family", "size", "next_size", "ckpt", "variant", "task", "acc", "acc_stderr", "n",
-            "tokens", "flops", "fraction", "g_rel_source", "g_rel_next"]
+            "tokens", "flops", "fraction", "g_rel_source", "g_rel_next", *INTERVAL_COLUMNS]
     return df.select(cols).sort(["family", size_order(df), "variant", "tokens", "task"])
 
 

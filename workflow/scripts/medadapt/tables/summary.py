@@ -59,8 +59,41 @@ def _score(row: dict | None, col: str = "score") -> str:
     return f"{_f(row[col])} [{_f(row[col + '_lo'])}, {_f(row[col + '_hi'])}]"
 
 
+def _interval(row: dict | None, col: str) -> str:
+    """'1.150 [1.100, 1.200]' (value and item-bootstrap interval), or the value alone."""
+    if row is None:
+        return "–"
+    lo, hi = row.get(col + "_lo"), row.get(col + "_hi")
+    return _f(row[col]) + (f" [{_f(lo)}, {_f(hi)}]" if lo is not None and hi is not None else "")
+
+
+def milestone_cell(row: dict | None, what: str) -> str:
+    """A milestone as the summary shows it: 'c02 (4M tokens, 1.2e16 FLOPs)', 'source (0 tokens)',
+    'none' when no checkpoint reached it, '–' without tests. '(then lost)' when a later checkpoint
+    loses it again."""
+    if row is None:
+        return "–"
+    ckpt = row[f"{what}_ckpt"]
+    if ckpt is None:
+        return "none"
+    if ckpt == "base":
+        return "source (0 tokens)"
+    kept = "" if row[f"{what}_sustained"] else ", then lost"
+    return (f"{ckpt} ({fmt_count(row[f'{what}_tokens'])} tokens, "
+            f"{fmt_sci(row[f'{what}_flops'])} FLOPs{kept})")
+
+
+def _pooled(milestones: pl.DataFrame | None, family: str, size: str) -> dict | None:
+    """The merged trajectory's milestones over all items (pooled) of one run."""
+    if milestones is None:
+        return None
+    m = milestones.filter((pl.col("family") == family) & (pl.col("size") == size)
+                          & (pl.col("trajectory") == "merged") & (pl.col("task") == "pooled"))
+    return m.row(0, named=True) if m.height else None
+
+
 def _family_rows(family: str, compute: pl.DataFrame, mcqa: pl.DataFrame,
-                 ranking: pl.DataFrame | None) -> list[dict]:
+                 ranking: pl.DataFrame | None, milestones: pl.DataFrame | None = None) -> list[dict]:
     mean = mcqa.filter((pl.col("family") == family) & (pl.col("task") == "mean"))
     adapted = mean.filter(pl.col("variant") == "merged")["size"].to_list()
     rows = []
@@ -81,9 +114,13 @@ def _family_rows(family: str, compute: pl.DataFrame, mcqa: pl.DataFrame,
             "tokens": fmt_count(fin["tokens"] if fin else None),
             "FLOPs": fmt_sci(comp["flops"] if comp else None),
             "MCQA acc (source → final)": f"{_f(src and src['acc'])} → {_f(fin and fin['acc'])}",
-            "G_rel vs source": _f(fin and fin["g_rel_source"]),
-            "G_rel vs next (source → final)": (f"{_f(src['g_rel_next'])} → {_f(fin['g_rel_next'])} ({nxt})"
+            "G_rel vs source": _interval(fin, "g_rel_source"),
+            "G_rel vs next (source → final)": (f"{_f(src['g_rel_next'])} → "
+                                               f"{_interval(fin, 'g_rel_next')} ({nxt})"
                                                if nxt and src and fin else "–"),
+            "first significant MCQA gain vs source": milestone_cell(
+                _pooled(milestones, family, size), "first_gain"),
+            "MCQA parity with next": milestone_cell(_pooled(milestones, family, size), "parity"),
             "score vs source": _score(rank["source"][1]),
             "score vs next (source → final)": (f"{_f(rank['next'][0] and rank['next'][0]['score'])} → "
                                                f"{_score(rank['next'][1])}" if rank["next"][1] else "–"),
@@ -160,12 +197,42 @@ def _medqa_lines(info: dict) -> list[str]:
             f"test item(s) ({', '.join(info.get('fewshot_pool_ids', []))})."]
 
 
+MILESTONE_NOTE = (
+    "G_rel intervals: 95 % bootstrap over MCQA items, paired (the checkpoint and its baseline on the "
+    "same resampled items). MCQA milestones (merged checkpoints, all items of all tasks pooled): the "
+    "first checkpoint whose gain over the source is significant, and the first point (the source "
+    "included) whose accuracy is no longer significantly below the next-larger model's (parity); "
+    "exact McNemar tests, Holm-corrected over the points of the trajectory, alpha {alpha}. "
+    "'then lost': a later checkpoint no longer holds it; 'none': no checkpoint reached it.")
+
+
+def _alpha(milestones: pl.DataFrame) -> str:
+    alphas = milestones["alpha"].unique().to_list()
+    return f"{alphas[0]:g}" if len(alphas) == 1 else "–"
+
+
+def _milestone_lines(milestones: pl.DataFrame) -> list[str]:
+    rows = [{"family": r["family"], "size": r["size"], "next": r["next_size"] or "–",
+             "trajectory": r["trajectory"], "task": r["task"],
+             "first significant gain vs source": milestone_cell(r, "first_gain"),
+             "gains": f"{r['gains']}/{r['checkpoints']}",
+             "parity with next": milestone_cell(r, "parity") if r["next_size"] else "–",
+             "below next": "–" if r["below_next"] is None else f"{r['below_next']}/{r['checkpoints'] + 1}"}
+            for r in milestones.iter_rows(named=True)]
+    return ["Per run, trajectory (merged: CPT + SLERP; raw: CPT) and task (pooled: all items of all "
+            "tasks): gains = checkpoints significantly above the source, below next = points (the "
+            "source included) significantly below the next-larger model; the tests are in "
+            "mcqa_tests.csv.", "", markdown_table(pl.DataFrame(rows), max_rows=200)]
+
+
 def summary_markdown(compute: pl.DataFrame, mcqa: pl.DataFrame, ranking: pl.DataFrame | None = None,
                      judgments: pl.DataFrame | None = None, corpus_stats: pl.DataFrame | None = None,
                      corpus_validation: pl.DataFrame | None = None, usage: pl.DataFrame | None = None,
-                     usage_facts: dict | None = None, medqa_de: dict | None = None) -> str:
-    """Key numbers per family/size (final G_rel, final scores vs source/next, tokens, FLOPs), the
-    fits, the judge's counts and the study's LLM usage, as Markdown."""
+                     usage_facts: dict | None = None, medqa_de: dict | None = None,
+                     mcqa_milestones: pl.DataFrame | None = None) -> str:
+    """Key numbers per family/size (final G_rel, final scores vs source/next, tokens, FLOPs, the
+    MCQA milestones), the paired MCQA tests' milestones per task, the fits, the judge's counts and
+    the study's LLM usage, as Markdown."""
     if mcqa.is_empty():
         raise ValueError("summary: the MCQA table is empty")
     parts = ["# Results summary", "",
@@ -177,10 +244,14 @@ def summary_markdown(compute: pl.DataFrame, mcqa: pl.DataFrame, ranking: pl.Data
              "rankings table also gives the expected score (W + T/2)/n with its interval, which is "
              "model-free but drawn toward 0.5 wherever ties are common. The source's score against "
              "itself is 0.5 by definition (not judged, not fitted)."]
+    if mcqa_milestones is not None:
+        parts += ["", MILESTONE_NOTE.format(alpha=_alpha(mcqa_milestones))]
     for family in sorted(mcqa["family"].unique().to_list()):
-        rows = _family_rows(family, compute, mcqa, ranking)
+        rows = _family_rows(family, compute, mcqa, ranking, mcqa_milestones)
         parts += ["", f"## {family}", ""]
         parts.append(markdown_table(pl.DataFrame(rows)) if rows else "(no adapted checkpoints)")
+    if mcqa_milestones is not None and mcqa_milestones.height:
+        parts += ["", "## MCQA significance", ""] + _milestone_lines(mcqa_milestones)
     if medqa_de:
         parts += ["", "## MCQA data", ""] + _medqa_lines(medqa_de)
     if ranking is not None and ranking.filter(pl.col("fitted")).height:
