@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 from medadapt.io import atomic_path, write_table
 from medadapt.tables.common import read_table, size_key, sorted_sizes, variant_of
 from medadapt.tables.compute import compute_table
+from medadapt.tables.failure_modes import failure_index, failure_table, response_rows
 from medadapt.tables.judgments import judgment_index, judgment_table
 from medadapt.tables.mcqa import mcqa_index, mcqa_table
 from medadapt.tables.rankings import ranking_table
@@ -45,7 +46,10 @@ def write_tables(checkpoints: Sequence[str], mcqa: Sequence[str], mcqa_keys: Seq
                  judgments: Sequence[str] = (), judgment_keys: Sequence[str] = (),
                  out_judgments: str | None = None, corpus_stats: str | None = None,
                  corpus_validation: str | None = None, ledgers: Sequence[str] = (),
-                 out_usage: str | None = None, medqa_de_info: str | None = None) -> dict:
+                 out_usage: str | None = None, medqa_de_info: str | None = None,
+                 failure_modes: Sequence[str] = (), failure_mode_keys: Sequence[str] = (),
+                 out_failure_modes: str | None = None,
+                 out_failure_responses: str | None = None) -> dict:
     """Stage `tables`: build every result table from the stage outputs, write CSVs + summary.md.
 
     `mcqa`: MCQA JSON paths; `mcqa_keys`: "family/size/ckpt" of each, in the same order.
@@ -53,6 +57,9 @@ def write_tables(checkpoints: Sequence[str], mcqa: Sequence[str], mcqa_keys: Seq
     `pairs`: (family, size, next_size) per adapted size, or {"family/size": next_size}.
     `ledgers`: the LLM usage ledgers (JSONL; one that does not exist means no usage there) for the
     usage table `out_usage`. `medqa_de_info`: what German MedQA's test set and one-shot pool are.
+    `failure_modes`: per-response failure-mode parquets; `failure_mode_keys`: "family/size/ckpt"
+    of each; aggregated per model into `out_failure_modes` (CSV), all responses in
+    `out_failure_responses` (parquet).
     """
     compute = compute_table(_paths(checkpoints))
     mcqa_df = mcqa_table(mcqa_index(_paths(mcqa), _paths(mcqa_keys)), _pairs(pairs), compute)
@@ -69,10 +76,16 @@ def write_tables(checkpoints: Sequence[str], mcqa: Sequence[str], mcqa_keys: Seq
                      (out_judgments, judged), (out_usage, usage)):
         if path:
             write_table(path, df)
+    responses = response_rows(failure_index(_paths(failure_modes), _paths(failure_mode_keys)))
+    failures = failure_table(responses, compute)
+    for path, df in ((out_failure_modes, failures), (out_failure_responses, responses)):
+        if path:
+            write_table(path, df)
     text = summary_markdown(compute, mcqa_df, ranking, judged, usage=usage, usage_facts=usage_facts,
                             medqa_de=medqa, **extra)
     with atomic_path(out_summary) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return {"compute_rows": compute.height, "mcqa_rows": mcqa_df.height,
             "ranking_rows": ranking.height, "judgment_rows": judged.height if judged is not None else 0,
-            "usage_rows": usage.height, "ledgers": usage_facts["ledgers"]}
+            "usage_rows": usage.height, "ledgers": usage_facts["ledgers"],
+            "failure_mode_rows": failures.height}
