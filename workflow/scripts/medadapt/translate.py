@@ -8,7 +8,8 @@ endpoint (a local rule: it needs the network):
 - every text is one request: a single user turn (some chat templates reject a system turn) that
   asks for the translation only, formatting kept, nothing answered or added;
 - the answer must be one JSON object {"translation": "<text>"} with a non-empty string and no other
-  key; it is read with `json.loads` and nothing else (no text is searched for a translation). With
+  key; it is read with `json.loads` (control characters inside the string allowed) and nothing
+  else: no text is searched for a translation. With
   `use_json_schema` the engine decodes under that schema and an endpoint gets it as
   `response_format`, so an answer fails the reading only when it was cut off (max_tokens) or empty;
 - an answer that fails the reading is asked again (`max_invalid_retries`), then the text is counted
@@ -60,6 +61,9 @@ Text:
 
 SCHEMA = {"type": "object", "properties": {"translation": {"type": "string"}},
           "required": ["translation"], "additionalProperties": False}
+# The engine's grammar also rules out the empty string, which a weak model would otherwise close
+# at once. Endpoints get SCHEMA: strict modes (OpenAI's) refuse length constraints.
+ENGINE_SCHEMA = {**SCHEMA, "properties": {"translation": {"type": "string", "minLength": 1}}}
 
 
 def read_translation(text: str | None) -> str:
@@ -68,7 +72,9 @@ def read_translation(text: str | None) -> str:
     if text is None or not text.strip():
         raise InvalidAnswer("empty answer")
     try:
-        obj = json.loads(text)
+        # strict=False: a raw line break (or other control character) inside the string is taken
+        # as it is; the engine's JSON grammar lets a model write one where JSON wants "\n".
+        obj = json.loads(text, strict=False)
     except json.JSONDecodeError as exc:
         raise InvalidAnswer(f"not a JSON object ({exc.msg} at character {exc.pos})") from None
     if not isinstance(obj, dict):
@@ -174,7 +180,7 @@ def _run_engine(requests: list[list[dict]], keys: list[str], cfg: dict, model_pa
     from medadapt.llm.engine import Engine
 
     params = request_params(cfg)
-    schema = SCHEMA if cfg["use_json_schema"] else None
+    schema = ENGINE_SCHEMA if cfg["use_json_schema"] else None
     # Greedy decoding repeats its answer: only a sampling engine gains from asking again.
     asks = 1 + (int(cfg["max_invalid_retries"]) if cfg["temperature"] > 0 else 0)
     weight = collections.Counter(keys)
@@ -226,7 +232,7 @@ def _run_endpoint(requests: list[list[dict]], keys: list[str], cfg: dict, cache_
     client = ChatClient(endpoint, RetryPolicy(max_retries=cfg["max_retries"]),
                         what="generate.translate", stage="translate", cache_dir=cache_dir, ledger=ledger,
                         invalid_retries=cfg["max_invalid_retries"])
-    run = client.run(requests, request_params(cfg), _parse, job=job, max_failed=max_failed)
+    run = client.run(requests, request_params(cfg), read_translation, job=job, max_failed=max_failed)
     outcomes = {r.key: _Outcome(r.value, r.status, r.cache_hit, r.reason) for r in run.results}
     return outcomes, {"engine_started": False, "sent": run.usage["sent"],
                       "reasks": run.usage["reasks"]}

@@ -87,5 +87,4 @@ def write_tables(checkpoints: Sequence[str], mcqa: Sequence[str], mcqa_keys: Seq
         tmp.write_text(text, encoding="utf-8")
     return {"compute_rows": compute.height, "mcqa_rows": mcqa_df.height,
             "ranking_rows": ranking.height, "judgment_rows": judged.height if judged is not None else 0,
-            "usage_rows": usage.height, "ledgers": usage_facts["ledgers"],
-            "failure_mode_rows": failures.height}
+            "usage_rows": usage.height, "ledgers": usage_facts["ledgers"]}
