@@ -149,7 +149,7 @@ def test_endpoint_translation_rows_cache_and_ledger(tmp_path, fake):
     # The prompts stage takes the translation whole; its count check still applies.
     prompts = tmp_path / "prompts.jsonl"
     assert prepare_prompts(None, str(prompts), expected_count=4, translated=str(out)) == \
-        {"prompts": 4, "from": "translation"}
+        {"prompts": 4}
     assert prompts.read_bytes() == before
     with pytest.raises(ValueError, match="holds 4 prompts, but generate.expected_count is 5"):
         prepare_prompts(None, str(tmp_path / "p2.jsonl"), expected_count=5, translated=str(out))
@@ -247,3 +247,78 @@ def test_engine_translation_and_a_rerun_that_starts_no_engine(tmp_path, tiny_tok
     again = translate_prompts(str(FIXTURE), str(out), cfg, model=model, cache_dir=str(cache))
     assert not again["engine_started"] and again["cache_hits"] == 4 and again["translated"] == 0
     assert out.read_bytes() == (tmp_path / "first.jsonl").read_bytes()
+
+
+def demo_config(tmp_path, translate: dict) -> str:
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((root / "config" / "demo.yaml").read_text())
+    cfg["generate"] |= {"prompts": None, "expected_count": 4,
+                        "translate": {"source": {"jsonl": str(FIXTURE)}, **translate}}
+    path = tmp_path / "demo-translate.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))  # models are listed small to large
+    return str(path)
+
+
+def test_the_dag_translates_before_anything_is_generated(tmp_path):
+    """Without generate.prompts: fetch -> translate (with the translator model the workflow builds
+    for vllm, without one for an API) -> prompts -> generate, and the failure modes of every
+    generation file reach the tables."""
+    from test_fit import dry_run, jobs
+
+    tiny = {"tiny": {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2}}
+    text = dry_run(demo_config(tmp_path, {"backend": "vllm", "model": tiny}))
+    [fetch] = jobs(text, "eval_medinstruct")
+    [translate] = jobs(text, "eval_translate")
+    [prompts] = jobs(text, "eval_prompts")
+    assert fetch["output"] == ["results/data/eval/medinstruct/MedInstruct-test.jsonl"]
+    assert sorted(translate["input"]) == ["results/data/eval/medinstruct/MedInstruct-test.jsonl",
+                                          "results/models/aux/translator"]
+    assert prompts["input"] == translate["output"] == ["results/data/eval/medinstruct_de.jsonl"]
+    assert "results/models/aux/translator" in {o for j in jobs(text, "aux_model") for o in j["output"]}
+    generated = sorted(o for j in jobs(text, "generate") for o in j["output"])
+    modes = jobs(text, "failure_modes")
+    assert sorted(j["input"][0] for j in modes) == generated
+    [tables] = jobs(text, "tables")
+    assert {o for j in modes for o in j["output"]} <= set(tables["input"])
+
+    api = dry_run(demo_config(tmp_path, {"backend": "openai", "model": "gpt-x",
+                                         "api_key_env": "OPENAI_API_KEY"}))
+    [translate] = jobs(api, "eval_translate")
+    assert translate["input"] == ["results/data/eval/medinstruct/MedInstruct-test.jsonl"]
+
+
+def test_the_config_needs_prompts_or_a_translator():
+    import copy
+
+    import yaml
+
+    from medadapt.config import ConfigError, resolve
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((root / "config" / "demo.yaml").read_text())
+    no_prompts = copy.deepcopy(cfg)
+    no_prompts["generate"]["prompts"] = None
+    with pytest.raises(ConfigError, match="set generate.prompts .* or generate.translate"):
+        resolve(no_prompts)
+    tiny = copy.deepcopy(no_prompts)
+    tiny["generate"]["translate"] = {"model": {"tiny": {"hidden_size": 128, "num_hidden_layers": 2,
+                                                        "num_attention_heads": 2}}}
+    del tiny["tiny_tokenizer"], tiny["judge"]["serve"]
+    tiny["corpus"]["annotator"]["model"] = "hub/annotator"
+    tiny["corpus"]["classifier"]["base_model"] = {"source": "hub/encoder"}
+    tiny["families"]["tiny"]["models"] = {s: {"source": f"hub/{s}"} for s in ("s", "m", "l")}
+    with pytest.raises(ConfigError, match="tiny_tokenizer: required"):
+        resolve(tiny)
+    resolved = resolve(copy.deepcopy(no_prompts) | {"generate": {
+        **no_prompts["generate"], "translate": {"model": "gpt-x", "backend": "openai"}}})
+    block = resolved["generate"]["translate"]
+    assert block["source"] == {"hub": "xz97/MedInstruct", "revision": None,
+                               "file": "data/MedInstruct-test.jsonl", "jsonl": None}
+    assert (block["language"], block["max_missing_fraction"], block["use_json_schema"]) == \
+        ("German", 0.0, True)
+    modes = copy.deepcopy(cfg)
+    modes["failure_modes"] = {"language": "de", "languages": ["en", "fr"]}
+    with pytest.raises(ConfigError, match="failure_modes.languages: must include failure_modes.language 'de'"):
+        resolve(modes)

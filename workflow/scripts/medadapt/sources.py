@@ -49,7 +49,7 @@ def prepare_prompts(source: str | None, out: str, expected_count: int | None = N
     rows = load_prompts(path)
     _check_count(path, len(rows), expected_count)
     write_jsonl(out, [{**r, "id": str(r["id"])} for r in rows])
-    return {"prompts": len(rows), "from": "generate.prompts" if source else "translation"}
+    return {"prompts": len(rows)}
 
 
 def _check_count(path: str, n: int, expected_count: int | None) -> None:
