@@ -59,6 +59,25 @@ def _check_count(path: str, n: int, expected_count: int | None) -> None:
                          "count it should have)")
 
 
+def local_or_hub_file(source: dict, local_key: str, where: str, hub_dir: Path) -> tuple[str, dict]:
+    """(path, origin) of a raw input that is either a local copy (`source[local_key]`) or one file
+    of a hub dataset (`hub`, `revision`, `file`; downloaded into `hub_dir`). `where` names the
+    config block in errors."""
+    if source.get(local_key):
+        path = source[local_key]
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{where}.{local_key}: '{path}' does not exist")
+        return str(path), {local_key: str(path)}
+    from medadapt.models.fetch import fetch_dataset_files
+
+    files = fetch_dataset_files(source["hub"], [source["file"]], str(hub_dir), source.get("revision"))
+    path = next((f for f in files if Path(f).name == Path(source["file"]).name), None)
+    if path is None:
+        raise FileNotFoundError(f"dataset '{source['hub']}': no {source['file']} after the download")
+    return path, {"hub": source["hub"], "revision": source.get("revision") or "main",
+                  "file": source["file"]}
+
+
 def fetch_medinstruct(source: dict, out: str, expected_count: int | None = None) -> dict:
     """Stage `eval_medinstruct` (a local rule: it may download): MedInstruct-test as published
     (JSONL: id, instruction, difficulty and the reference answers; `input` optional), copied to
@@ -73,21 +92,8 @@ def fetch_medinstruct(source: dict, out: str, expected_count: int | None = None)
     from medadapt.io import atomic_path
     from medadapt.translate import read_source
 
-    if source.get("jsonl"):
-        path = source["jsonl"]
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"generate.translate.source.jsonl: '{path}' does not exist")
-        origin = {"jsonl": str(path)}
-    else:
-        from medadapt.models.fetch import fetch_dataset_files
-
-        hub_dir = Path(out).parent / "hub"
-        files = fetch_dataset_files(source["hub"], [source["file"]], str(hub_dir), source.get("revision"))
-        path = next((f for f in files if Path(f).name == Path(source["file"]).name), None)
-        if path is None:
-            raise FileNotFoundError(f"dataset '{source['hub']}': no {source['file']} after the download")
-        origin = {"hub": source["hub"], "revision": source.get("revision") or "main",
-                  "file": source["file"]}
+    path, origin = local_or_hub_file(source, "jsonl", "generate.translate.source",
+                                     Path(out).parent / "hub")
     rows = read_source(path)
     _check_count(path, len(rows), expected_count)
     with atomic_path(out) as tmp:
@@ -120,21 +126,7 @@ def prepare_medqa_de(source: dict, test_out: str, info_out: str, num_fewshot: in
     """
     from medadapt.mcqa import MEDQA_SPLITS, convert_bioinstructqa, read_bioinstructqa
 
-    if source.get("zip"):
-        archive = source["zip"]
-        if not Path(archive).is_file():
-            raise FileNotFoundError(f"mcqa.medqa_de.zip: '{archive}' does not exist")
-        origin = {"zip": str(archive)}
-    else:
-        from medadapt.models.fetch import fetch_dataset_files
-
-        hub_dir = Path(test_out).parent / "hub"
-        files = fetch_dataset_files(source["hub"], [source["file"]], str(hub_dir), source.get("revision"))
-        archive = next((f for f in files if Path(f).name == Path(source["file"]).name), None)
-        if archive is None:
-            raise FileNotFoundError(f"dataset '{source['hub']}': no {source['file']} after the download")
-        origin = {"hub": source["hub"], "revision": source.get("revision") or "main",
-                  "file": source["file"]}
+    archive, origin = local_or_hub_file(source, "zip", "mcqa.medqa_de", Path(test_out).parent / "hub")
     rows = read_bioinstructqa(archive, source["member"], source["corpus"])
     expected = source["test_items"]
     if len(rows) != expected:
