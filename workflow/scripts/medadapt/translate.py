@@ -9,9 +9,10 @@ endpoint (a local rule: it needs the network):
   asks for the translation only, formatting kept, nothing answered or added;
 - the answer must be one JSON object {"translation": "<text>"} with a non-empty string and no other
   key; it is read with `json.loads` (control characters inside the string allowed) and nothing
-  else: no text is searched for a translation. With
-  `use_json_schema` the engine decodes under that schema and an endpoint gets it as
-  `response_format`, so an answer fails the reading only when it was cut off (max_tokens) or empty;
+  else: no text is searched for a translation. With `use_json_schema` the engine decodes under
+  that schema (its grammar also refuses an empty string) and an endpoint gets it as
+  `response_format`, so an answer fails the reading only when it was cut off (max_tokens) or,
+  from an endpoint, empty;
 - an answer that fails the reading is asked again (`max_invalid_retries`), then the text is counted
   as invalid; the offline engine asks again only when sampling (temperature > 0, with another
   seed), since greedy decoding would repeat the same answer;
@@ -131,13 +132,16 @@ def settings_of(cfg: dict) -> dict[str, Any]:
 
 
 def request_params(cfg: dict) -> dict[str, Any]:
-    """What is sent with every request besides model and messages (the cache key's params)."""
+    """What decides an answer besides model and messages: sent with every request to an endpoint,
+    and the cache key's params for both backends (the engine's under its own grammar)."""
     params: dict[str, Any] = {"temperature": float(cfg["temperature"]),
                               "max_tokens": int(cfg["max_tokens"]), "seed": int(cfg["seed"])}
-    if cfg["use_json_schema"]:
-        params["response_format"] = {"type": "json_schema", "json_schema": {
-            "name": "translation", "strict": True, "schema": SCHEMA}}
-    return params
+    if not cfg["use_json_schema"]:
+        return params
+    if cfg["backend"] == "vllm":
+        return {**params, "guided_json": ENGINE_SCHEMA}
+    return {**params, "response_format": {"type": "json_schema", "json_schema": {
+        "name": "translation", "strict": True, "schema": SCHEMA}}}
 
 
 def log(msg: str) -> None:
