@@ -172,7 +172,9 @@ def test_unusable_answers_are_asked_again_counted_and_bounded(tmp_path, fake):
     assert [source_text(b) for b in fake.requests].count(bad) == 3
     result = translate_prompts(str(FIXTURE), str(out), config(fake, max_missing_fraction=0.25),
                                cache_dir=str(cache))
-    assert result["untranslated_ids"] == ["4"] and result["prompts"] == 3 and result["failed"] == 1
+    assert result["untranslated"] == {"4": "instruction: invalid (not a JSON object (Expecting value "
+                                            "at character 0))"}
+    assert result["prompts"] == 3 and result["failed"] == 1
     assert result["cache_hits"] == 3  # the three good ones came from the first run's cache
     assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["0", "1", "2"]
     assert len(fake.requests) == 9  # 3 + 3 asks in the first run, 3 asks of the bad text now

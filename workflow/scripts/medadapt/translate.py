@@ -308,7 +308,7 @@ def translate_prompts(source: str, out: str, translate: dict, model: str | None 
                "translated": sum(1 for k in unique if outcomes[k].status == "valid"
                                  and not outcomes[k].cache_hit),
                "failed": sum(1 for k in keys if outcomes[k].status != "valid"),
-               "untranslated_ids": sorted(failures), "unchanged": unchanged,
+               "untranslated": dict(sorted(failures.items())), "unchanged": unchanged,
                "backend": cfg["backend"], "model": cfg["model"], "seconds": round(seconds, 2),
                **stats}
     log(f"done: {summary}")
