@@ -91,6 +91,7 @@ def aux_spec(name):
         "annotator": config["corpus"]["annotator"]["model"],
         "classifier-base": config["corpus"]["classifier"]["base_model"],
         "judge": (SERVE or {}).get("model"),
+        "translator": (TRANSLATE or {}).get("model"),
     }[name]
 
 
@@ -110,7 +111,9 @@ def aux_texts(wc):
 
 def aux_seed(wc):
     return (
-        config["seed"] + 100 + ["annotator", "classifier-base", "judge"].index(wc.name)
+        config["seed"]
+        + 100
+        + ["annotator", "classifier-base", "judge", "translator"].index(wc.name)
     )
 
 
@@ -171,6 +174,24 @@ def model_key(wc):
     return {"family": wc.family, "size": wc.size, "ckpt": wc.ckpt}
 
 
+# The prompts: a user file, or MedInstruct-test translated in the workflow (generate.translate).
+TRANSLATE = (
+    config["generate"]["translate"] if config["generate"]["prompts"] is None else None
+)
+TRANSLATED_PROMPTS = f"{R}/data/eval/medinstruct_de.jsonl"
+
+
+def prompts_translation(wc):
+    return [TRANSLATED_PROMPTS] if TRANSLATE else []
+
+
+def translator_model(wc):
+    """The model directory the vllm backend loads, when the config gives a spec to build or fetch."""
+    if TRANSLATE["backend"] == "vllm" and not isinstance(TRANSLATE["model"], str):
+        return f"{R}/models/aux/translator"
+    return []
+
+
 # --- judging ------------------------------------------------------------------------------------
 def baseline_generation(wc):
     size = GRID.baseline_size(wc.family, wc.size, wc.baseline)
@@ -223,17 +244,30 @@ FITS = [f"{R}/fit/{f}/{s}_vs_{b}.csv" for f, s, b in GRID.comparisons()]
 GAMES = [(f, s, c, b) for f, s, b in GRID.comparisons() for c in fit_ckpts(b)]
 JUDGMENT_KEYS = ["/".join(game) for game in GAMES]
 JUDGMENTS = [f"{R}/judge/{f}/{s}/{c}_vs_{b}.parquet" for f, s, c, b in GAMES]
+# Every model that generates: the judged checkpoints and their baselines, in order, once each.
+GENERATIONS = list(
+    dict.fromkeys(
+        key
+        for f, s, c, b in GAMES
+        for key in ((f, s, c), (f, GRID.baseline_size(f, s, b), "base"))
+    )
+)
+FAILURE_MODE_KEYS = ["/".join(key) for key in GENERATIONS]
+FAILURE_MODES = [f"{R}/failure_modes/{key}.parquet" for key in FAILURE_MODE_KEYS]
 TABLES = {
     name: f"{R}/tables/{name}.csv"
     for name in ("compute", "mcqa", "rankings", "win_tie_loss", "llm_usage")
 }
 MCQA_TEST_TABLES = ("mcqa_tests", "mcqa_milestones")
 TABLES.update({name: f"{R}/tables/{name}.csv" for name in MCQA_TEST_TABLES})
+FAILURE_TABLE = f"{R}/tables/failure_modes.csv"
+FAILURE_RESPONSES = f"{R}/tables/failure_modes_responses.parquet"
 # Usage ledgers of the LLM clients, appended as requests are answered. No job declares them; a ledger
 # that does not exist means nothing was sent through that client.
 JUDGE_LEDGER = f"{R}/judge/ledger.jsonl"
 ANNOTATION_LEDGER = f"{R}/corpus/annotations/ledger.jsonl"
-LEDGERS = [JUDGE_LEDGER, ANNOTATION_LEDGER]
+TRANSLATE_LEDGER = f"{R}/data/eval/translate/ledger.jsonl"
+LEDGERS = [JUDGE_LEDGER, ANNOTATION_LEDGER, TRANSLATE_LEDGER]
 
 
 def medqa_de_info(wc):
@@ -272,4 +306,6 @@ def figure_output(kind):
 NEXT_LARGER = {
     f"{f}/{s}": GRID.next_larger(f, s) for f in GRID.families() for s in GRID.adapted(f)
 }
+FAILURE_FIGURES = [f"{R}/figures/{fam}/failure_modes.png" for fam in GRID.families()]
 REPORT_TARGETS = [*TABLES.values(), *FIGURES, f"{R}/tables/corpus_validation.csv"]
+REPORT_TARGETS += [FAILURE_TABLE, *FAILURE_FIGURES]

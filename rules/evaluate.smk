@@ -8,7 +8,10 @@ localrules:
     eval_medqa_de,
 
 
+# The prompts: a user file (generate.prompts) or MedInstruct-test translated by the rules below.
 rule eval_prompts:
+    input:
+        translated=prompts_translation,
     output:
         out=f"{R}/data/eval/prompts.jsonl",
     log:
@@ -20,6 +23,53 @@ rule eval_prompts:
         expected_count=config["generate"]["expected_count"],
     script:
         ENTRY
+
+
+if TRANSLATE:
+
+    localrules:
+        eval_medinstruct,
+
+    if TRANSLATE["backend"] == "openai":
+
+        # An API needs the internet, which compute nodes often lack.
+        localrules:
+            eval_translate,
+
+    rule eval_medinstruct:
+        output:
+            out=f"{R}/data/eval/medinstruct/MedInstruct-test.jsonl",
+        log:
+            log("data/eval/medinstruct"),
+        conda:
+            "../envs/data.yaml"
+        params:
+            source=TRANSLATE["source"],
+            expected_count=config["generate"]["expected_count"],
+            online=True,
+        script:
+            ENTRY
+
+    rule eval_translate:
+        input:
+            source=f"{R}/data/eval/medinstruct/MedInstruct-test.jsonl",
+            model=translator_model,
+        output:
+            out=TRANSLATED_PROMPTS,
+        log:
+            log("data/eval/translate"),
+        conda:
+            "../envs/vllm.yaml"
+        threads: 2
+        resources:
+            **CLUSTER.corpus_resources(TRANSLATE["tensor_parallel_size"]),
+            runtime=240,
+        params:
+            translate=TRANSLATE,
+            cache_dir=f"{R}/data/eval/translate/cache",
+            ledger=TRANSLATE_LEDGER,
+        script:
+            ENTRY
 
 
 # Fills the datasets cache on a login node so lm-eval runs offline on compute nodes.
@@ -113,5 +163,25 @@ rule generate:
             "chat_template_kwargs"
         ],
         tensor_parallel_size=eval_tensor_parallel,
+    script:
+        ENTRY
+
+
+# Language mixing, verbosity against the source, truncation and repetition of every response.
+rule failure_modes:
+    input:
+        responses=f"{R}/generate/{{family}}/{{size}}/{{ckpt}}.jsonl",
+        source=f"{R}/generate/{{family}}/{{size}}/base.jsonl",
+    output:
+        out=f"{R}/failure_modes/{{family}}/{{size}}/{{ckpt}}.parquet",
+    log:
+        log("failure_modes/{family}/{size}/{ckpt}"),
+    wildcard_constraints:
+        ckpt=r"base|c\d\d",
+    conda:
+        "../envs/text.yaml"
+    params:
+        meta=model_key,
+        modes=config["failure_modes"],
     script:
         ENTRY

@@ -49,7 +49,7 @@ rule aux_model:
     log:
         log("models/aux/{name}"),
     wildcard_constraints:
-        name="annotator|classifier-base|judge",
+        name="annotator|classifier-base|judge|translator",
     conda:
         "../envs/data.yaml"
     params:

@@ -12,6 +12,7 @@ rule tables:
         corpus_validation=f"{R}/tables/corpus_validation.csv",
         medqa_de_info=medqa_de_info,
         mcqa_items=MCQA_ITEMS,
+        failure_modes=FAILURE_MODES,
     output:
         out_compute=report(
             TABLES["compute"],
@@ -51,6 +52,12 @@ rule tables:
             caption="../workflow/report/summary.rst",
             category="Summary",
         ),
+        out_failure_modes=report(
+            FAILURE_TABLE,
+            caption="../workflow/report/failure_modes.rst",
+            category="Tables",
+        ),
+        out_failure_responses=FAILURE_RESPONSES,
     log:
         log("report/tables"),
     conda:
@@ -63,6 +70,7 @@ rule tables:
         mcqa_alpha=config["mcqa"]["alpha"],
         mcqa_n_boot=config["mcqa"]["n_boot"],
         mcqa_seed=config["seed"],
+        failure_mode_keys=FAILURE_MODE_KEYS,
     script:
         ENTRY
 
@@ -75,6 +83,26 @@ rule figures:
         **{kind: figure_output(kind) for kind in FIGURE_KINDS},
     log:
         log("report/figures/{family}"),
+    conda:
+        "../envs/report.yaml"
+    params:
+        family=lambda wc: wc.family,
+    script:
+        ENTRY
+
+
+rule failure_mode_figures:
+    input:
+        failure_modes=FAILURE_TABLE,
+    output:
+        out=report(
+            f"{R}/figures/{{family}}/failure_modes.png",
+            caption="../workflow/report/failure_modes_fig.rst",
+            category="Figures",
+            subcategory="{family}",
+        ),
+    log:
+        log("report/figures/{family}-failure_modes"),
     conda:
         "../envs/report.yaml"
     params:

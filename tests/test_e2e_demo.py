@@ -136,3 +136,16 @@ def test_report(demo):
     report = demo / "report.html"
     snakemake(demo, "--report", str(report))
     assert report.stat().st_size > 50_000
+
+
+def test_failure_modes_per_checkpoint(demo):
+    """Every generating model (each adapted size's source and merged checkpoints, the largest
+    size's source) has a row over all prompts, and the trajectories are drawn."""
+    table = pl.read_csv(demo / "tables" / "failure_modes.csv")
+    n_prompts = DEMO["generate"]["expected_count"]
+    assert table.height == len(SIZES) * (1 + len(CKPTS)) + 1
+    assert (table["responses"] == n_prompts).all()
+    assert table.filter(pl.col("ckpt") == "base")["tokens_vs_source"].to_list() == [1.0] * 3
+    assert pl.read_parquet(demo / "tables" / "failure_modes_responses.parquet").height == \
+        table.height * n_prompts
+    assert (demo / "figures" / "tiny" / "failure_modes.png").stat().st_size > 10_000

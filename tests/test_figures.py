@@ -179,7 +179,8 @@ def test_report_captions_render(tmp_path):
     inputs = make_inputs(tmp_path / "results")
     summary = tmp_path / "summary.md"
     write_tables(inputs["checkpoints"], inputs["mcqa"], inputs["mcqa_keys"], inputs["fits"], inputs["pairs"],
-                 str(tmp_path / "c.csv"), str(tmp_path / "m.csv"), str(tmp_path / "r.csv"), str(summary))
+                 str(tmp_path / "c.csv"), str(tmp_path / "m.csv"), str(tmp_path / "r.csv"), str(summary),
+                 mcqa_alpha=0.05, mcqa_n_boot=0, mcqa_seed=0)
     smk = SimpleNamespace(wildcards=SimpleNamespace(family="qwen2.5"),
                           output=SimpleNamespace(out_summary=str(summary)))
     captions = sorted(REPORT.glob("*.rst"))

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from medadapt.generate import conversations, generate, load_prompts
+from medadapt.generate import conversations, generate, load_prompts, template_digest
 
 PROMPTS = [
     {"id": "p1", "instruction": "Was ist Bluthochdruck?", "difficulty": 2},
@@ -36,6 +36,18 @@ def test_conversations():
     assert conversations(PROMPTS[:1])[0] == [{"role": "user", "content": "Was ist Bluthochdruck?"}]
 
 
+def test_each_model_brings_its_own_chat_template(tiny_tokenizer):
+    import hashlib
+
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_tokenizer)
+    assert template_digest(tok, "m") == hashlib.sha256(tok.chat_template.encode()).hexdigest()
+    tok.chat_template = None
+    with pytest.raises(ValueError, match="m: the tokenizer has no chat template"):
+        template_digest(tok, "m")
+
+
 def test_max_tokens_must_fit(tmp_path, tiny_lm):
     with pytest.raises(ValueError, match="max_tokens=512"):
         generate(tiny_lm, PROMPTS, str(tmp_path / "o.jsonl"), max_model_len=512, max_tokens=512,
@@ -56,8 +68,15 @@ def test_generate_tiny_lm(tmp_path, tiny_lm):
         assert 1 <= r["n_tokens"] <= 16 and isinstance(r["response"], str)
         assert r["finish_reason"] in ("stop", "length")
         assert r["finish_reason"] == "stop" or r["n_tokens"] == 16
-    assert summary["n"] == 4
-    assert summary["mean_tokens"] == pytest.approx(sum(r["n_tokens"] for r in rows) / 4)
-    assert summary["tokens_per_s"] > 0
+    tokens = sum(r["n_tokens"] for r in rows)
+    assert summary["n"] == 4 and summary["output_tokens"] == tokens
+    assert summary["mean_tokens"] == pytest.approx(tokens / 4)
+    # Both rates are over the one generation call, not the engine start.
+    gen_s = summary["generation_seconds"]
+    assert 0 < gen_s and summary["load_seconds"] > 0
+    assert summary["prompts_per_s"] == pytest.approx(4 / gen_s, rel=0.05)
+    assert summary["output_tokens_per_s"] == pytest.approx(tokens / gen_s, rel=0.05)
+    assert summary["sampling"] == {"temperature": 0.0, "top_p": 1.0, "max_tokens": 16, "seed": 0}
+    assert len(summary["chat_template_sha256"]) == 64
     # greedy decoding is deterministic: the same instruction under another id gives the same text
     assert rows[3]["response"] == rows[0]["response"]

@@ -368,7 +368,8 @@ def test_write_tables_round_trip(inputs, tables, tmp_path):
 def test_keys_must_match_the_files(inputs, tmp_path):
     args = dict(checkpoints=inputs["checkpoints"], fits=inputs["fits"], pairs=inputs["pairs"],
                 out_compute=str(tmp_path / "c.csv"), out_mcqa=str(tmp_path / "m.csv"),
-                out_ranking=str(tmp_path / "r.csv"), out_summary=str(tmp_path / "s.md"))
+                out_ranking=str(tmp_path / "r.csv"), out_summary=str(tmp_path / "s.md"),
+                mcqa_alpha=0.05, mcqa_n_boot=0, mcqa_seed=0)
     mcqa, keys = inputs["mcqa"], inputs["mcqa_keys"]
     with pytest.raises(ValueError, match=r"MCQA table: 30 file\(s\) but 29 key\(s\)"):
         write_tables(mcqa=mcqa, mcqa_keys=keys[:-1], **args)

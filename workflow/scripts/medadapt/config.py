@@ -113,6 +113,16 @@ def check_grid(config: dict, source: str = "config") -> None:
     annot = config["corpus"]["annotator"]["model"]
     has_tiny |= isinstance(annot, dict) and "tiny" in annot
     has_tiny |= "tiny" in config["corpus"]["classifier"]["base_model"]
+    gen = config["generate"]
+    if gen["prompts"] is None and "translate" not in gen:
+        problems.append("generate: set generate.prompts (a JSONL file of prompts) or generate.translate "
+                        "(the model that translates MedInstruct-test into the prompts)")
+    translator = gen.get("translate", {}).get("model") if gen["prompts"] is None else None
+    has_tiny |= isinstance(translator, dict) and "tiny" in translator
+    modes = config["failure_modes"]
+    if modes["language"] not in modes["languages"]:
+        problems.append(f"failure_modes.languages: must include failure_modes.language "
+                        f"'{modes['language']}'")
     if has_tiny and "tiny_tokenizer" not in config:
         problems.append("tiny_tokenizer: required when any model is built locally ({tiny: ...})")
     if problems:

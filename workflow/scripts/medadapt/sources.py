@@ -29,21 +29,78 @@ def list_shards(shards: dict, out: str) -> dict:
     return {"shards": len(named)}
 
 
-def prepare_prompts(source: str, out: str, expected_count: int | None = None) -> dict:
-    """Validate the instruction prompts (JSONL: id, instruction) and copy them into results.
+def prepare_prompts(source: str | None, out: str, expected_count: int | None = None,
+                    translated: str | None = None) -> dict:
+    """Stage `eval_prompts`: validate the instruction prompts (JSONL: id, instruction, [input]) and
+    copy them into results, each row whole.
 
-    `expected_count` (config generate.expected_count): the number of prompts the file must hold
-    (the paper: 217); a file with more or fewer fails here, before any response is generated."""
-    if not Path(source).exists():
+    The prompts come from `source` (config generate.prompts, a user file) or, when that is null,
+    from `translated` (the translation step's output); exactly one is given. `expected_count`
+    (config generate.expected_count): the number of prompts the file must hold; a file with more
+    or fewer fails here, before any response is generated."""
+    if (source is None) == (translated is None):
+        raise ValueError("eval_prompts: give either a prompts file (generate.prompts) or the "
+                         f"translated prompts, not {'both' if source else 'neither'}")
+    if source is not None and not Path(source).exists():
         raise FileNotFoundError(f"generate.prompts: '{source}' does not exist; expected a JSONL file with "
-                                "fields id and instruction (the paper: 217 German MedInstruct-test prompts)")
-    rows = load_prompts(source)
-    if expected_count is not None and len(rows) != expected_count:
-        raise ValueError(f"generate.prompts: {source} holds {len(rows)} prompts, but "
-                         f"generate.expected_count is {expected_count}; check the file (or set the "
-                         "count it should have)")
+                                "fields id and instruction (or set it to null: the workflow then "
+                                "translates MedInstruct-test, see generate.translate)")
+    path = source or translated
+    rows = load_prompts(path)
+    _check_count(path, len(rows), expected_count)
     write_jsonl(out, [{**r, "id": str(r["id"])} for r in rows])
     return {"prompts": len(rows)}
+
+
+def _check_count(path: str, n: int, expected_count: int | None) -> None:
+    if expected_count is not None and n != expected_count:
+        raise ValueError(f"generate.prompts: {path} holds {n} prompts, but "
+                         f"generate.expected_count is {expected_count}; check the file (or set the "
+                         "count it should have)")
+
+
+def local_or_hub_file(source: dict, local_key: str, where: str, hub_dir: Path) -> tuple[str, dict]:
+    """(path, origin) of a raw input that is either a local copy (`source[local_key]`) or one file
+    of a hub dataset (`hub`, `revision`, `file`; downloaded into `hub_dir`). `where` names the
+    config block in errors."""
+    if source.get(local_key):
+        path = source[local_key]
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{where}.{local_key}: '{path}' does not exist")
+        return str(path), {local_key: str(path)}
+    from medadapt.models.fetch import fetch_dataset_files
+
+    files = fetch_dataset_files(source["hub"], [source["file"]], str(hub_dir), source.get("revision"))
+    path = next((f for f in files if Path(f).name == Path(source["file"]).name), None)
+    if path is None:
+        raise FileNotFoundError(f"dataset '{source['hub']}': no {source['file']} after the download")
+    return path, {"hub": source["hub"], "revision": source.get("revision") or "main",
+                  "file": source["file"]}
+
+
+def fetch_medinstruct(source: dict, out: str, expected_count: int | None = None) -> dict:
+    """Stage `eval_medinstruct` (a local rule: it may download): MedInstruct-test as published
+    (JSONL: id, instruction, difficulty and the reference answers; `input` optional), copied to
+    `out` unchanged once its rows are checked.
+
+    `source` (config generate.translate.source): a local copy (`jsonl`) or the hub dataset (`hub`,
+    `revision`, `file`; downloaded beside `out`). `expected_count` (generate.expected_count) is
+    checked here too, so a wrong count fails before anything is translated."""
+    import hashlib
+    import shutil
+
+    from medadapt.io import atomic_path
+    from medadapt.translate import read_source
+
+    path, origin = local_or_hub_file(source, "jsonl", "generate.translate.source",
+                                     Path(out).parent / "hub")
+    rows = read_source(path)
+    _check_count(path, len(rows), expected_count)
+    with atomic_path(out) as tmp:
+        shutil.copyfile(path, tmp)
+    digest = hashlib.sha256(Path(out).read_bytes()).hexdigest()
+    return {**origin, "rows": len(rows), "with_input": sum(r["input"] is not None for r in rows),
+            "sha256": digest}
 
 
 def prefetch_hub_datasets(datasets: list[dict], out: str) -> dict:
@@ -69,21 +126,7 @@ def prepare_medqa_de(source: dict, test_out: str, info_out: str, num_fewshot: in
     """
     from medadapt.mcqa import MEDQA_SPLITS, convert_bioinstructqa, read_bioinstructqa
 
-    if source.get("zip"):
-        archive = source["zip"]
-        if not Path(archive).is_file():
-            raise FileNotFoundError(f"mcqa.medqa_de.zip: '{archive}' does not exist")
-        origin = {"zip": str(archive)}
-    else:
-        from medadapt.models.fetch import fetch_dataset_files
-
-        hub_dir = Path(test_out).parent / "hub"
-        files = fetch_dataset_files(source["hub"], [source["file"]], str(hub_dir), source.get("revision"))
-        archive = next((f for f in files if Path(f).name == Path(source["file"]).name), None)
-        if archive is None:
-            raise FileNotFoundError(f"dataset '{source['hub']}': no {source['file']} after the download")
-        origin = {"hub": source["hub"], "revision": source.get("revision") or "main",
-                  "file": source["file"]}
+    archive, origin = local_or_hub_file(source, "zip", "mcqa.medqa_de", Path(test_out).parent / "hub")
     rows = read_bioinstructqa(archive, source["member"], source["corpus"])
     expected = source["test_items"]
     if len(rows) != expected:

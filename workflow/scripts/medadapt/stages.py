@@ -28,16 +28,20 @@ STAGES = {
     "merge": "medadapt.merge:slerp",
     # evaluation
     "eval_prompts": "medadapt.sources:prepare_prompts",
+    "eval_medinstruct": "medadapt.sources:fetch_medinstruct",
+    "eval_translate": "medadapt.translate:translate_prompts",
     "eval_hub_datasets": "medadapt.sources:prefetch_hub_datasets",
     "eval_medqa_de": "medadapt.sources:prepare_medqa_de",
     "mcqa": "medadapt.mcqa:evaluate",
     "generate": "medadapt.generate:generate",
+    "failure_modes": "medadapt.failure_modes:failure_modes",
     "judge_server": "medadapt.llm.servers.vllm:serve",
     "judge": "medadapt.judge.pairs:judge_pair",
     "fit": "medadapt.fit:fit_comparison",
     # report
     "tables": "medadapt.tables:write_tables",
     "figures": "medadapt.figures:write_figures",
+    "failure_mode_figures": "medadapt.figures.failure_modes:write_failure_mode_figure",
 }
 
 

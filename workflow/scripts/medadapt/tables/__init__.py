@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 from medadapt.io import atomic_path, write_table
 from medadapt.tables.common import read_table, size_key, sorted_sizes, variant_of
 from medadapt.tables.compute import compute_table
+from medadapt.tables.failure_modes import failure_index, failure_table, response_rows
 from medadapt.tables.judgments import judgment_index, judgment_table
 from medadapt.tables.items import items_index, load_items
 from medadapt.tables.mcqa import mcqa_index, mcqa_table
@@ -51,8 +52,10 @@ def write_tables(checkpoints: Sequence[str], mcqa: Sequence[str], mcqa_keys: Seq
                  corpus_validation: str | None = None, ledgers: Sequence[str] = (),
                  out_usage: str | None = None, medqa_de_info: str | None = None,
                  mcqa_items: Sequence[str] = (), out_mcqa_tests: str | None = None,
-                 out_mcqa_milestones: str | None = None, mcqa_alpha: float = 0.05,
-                 mcqa_n_boot: int = 1000, mcqa_seed: int = 0) -> dict:
+                 out_mcqa_milestones: str | None = None,
+                 failure_modes: Sequence[str] = (), failure_mode_keys: Sequence[str] = (),
+                 out_failure_modes: str | None = None, out_failure_responses: str | None = None,
+                 *, mcqa_alpha: float, mcqa_n_boot: int, mcqa_seed: int) -> dict:
     """Stage `tables`: build every result table from the stage outputs, write CSVs + summary.md.
 
     `mcqa`: MCQA JSON paths; `mcqa_keys`: "family/size/ckpt" of each, in the same order.
@@ -63,6 +66,9 @@ def write_tables(checkpoints: Sequence[str], mcqa: Sequence[str], mcqa_keys: Seq
     `mcqa_items`: the item-level MCQA parquets, in the order of `mcqa_keys`; they give the G_rel
     intervals (`mcqa_n_boot` item resamples, seeded by `mcqa_seed`), the paired tests
     `out_mcqa_tests` and the milestones `out_mcqa_milestones` (Holm at `mcqa_alpha`).
+    `failure_modes`: per-response failure-mode parquets; `failure_mode_keys`: "family/size/ckpt"
+    of each; aggregated per model into `out_failure_modes` (CSV), all responses in
+    `out_failure_responses` (parquet).
     """
     compute = compute_table(_paths(checkpoints))
     items = (load_items(items_index(_paths(mcqa_items), _paths(mcqa_keys)))
@@ -85,6 +91,11 @@ def write_tables(checkpoints: Sequence[str], mcqa: Sequence[str], mcqa_keys: Seq
     for path, df in ((out_compute, compute), (out_mcqa, mcqa_df), (out_ranking, ranking),
                      (out_judgments, judged), (out_usage, usage), (out_mcqa_tests, tests),
                      (out_mcqa_milestones, milestones)):
+        if path:
+            write_table(path, df)
+    responses = response_rows(failure_index(_paths(failure_modes), _paths(failure_mode_keys)))
+    failures = failure_table(responses, compute)
+    for path, df in ((out_failure_modes, failures), (out_failure_responses, responses)):
         if path:
             write_table(path, df)
     text = summary_markdown(compute, mcqa_df, ranking, judged, usage=usage, usage_facts=usage_facts,
