@@ -296,7 +296,8 @@ def test_cache_and_ledger(fake, key_env, tmp_path, monkeypatch):
     assert (first["prompt_tokens"], first["completion_tokens"]) == (100, 7)
     assert first["cost_usd"] == pytest.approx((100 * 1.0 + 7 * 10.0) / 1e6)
     assert first["time"].endswith("+00:00") and len(first["key"]) == 64
-    assert answers[2]["reason"] == "answer not usable"  # the invalid one is paid for, and counted
+    invalid = [r for r in answers if r["valid"] is False]
+    assert [r["reason"] for r in invalid] == ["answer not usable"]  # the invalid one is paid for, and counted
     hits = [r for r in records if r["kind"] == "cache_hit"]
     assert {(r["attempt"], r["cost_usd"], r["prompt_tokens"]) for r in hits} == {(0, None, None)}
 
