@@ -1,0 +1,270 @@
+"""The Slurm profiles, run for real: a private single-node Slurm (tests/slurm), the workflow with a
+profile built from profiles/lumi, and Slurm's own records of what every job got.
+
+The subset of the demo that runs: two tiny families on the GPU platforms (`nvidia`: one node, two
+GPUs, torchrun standalone; `amd`: one GPU per node and two "nodes", i.e. the multi-node srun +
+torchrun launch with two launchers, on the one test node) trained as 3-checkpoint segment chains,
+MCQA of checkpoint 1 (a GPU rule per platform), its SLERP merge (a CPU rule) and the packing (a CPU
+rule). Compute runs on the CPU inside the GPU allocations (`platforms.*.compute_on_cpu`). The
+filtered corpus is given ready (`prebuilt_corpus`, the split-grid setting): the corpus stages are
+not what is tested here, and a corpus from another run is exactly what that setting is for.
+
+While it runs, the test cancels the nvidia family's training job after its first checkpoint exists
+(`scancel`: SIGTERM, then SIGKILL); the profile's retry resumes from the state the job saved, the
+first checkpoint survives untouched, and the final checkpoints equal the uninterrupted amd family's
+(same world size) and a single process's.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from slurm import SlurmCluster
+
+ROOT = Path(__file__).resolve().parents[1]
+SMK = [sys.executable, "-m", "snakemake"]
+FAMILIES = ("tinyn", "tinya")  # on platforms nvidia / amd
+CKPTS = ("c01", "c02", "c03")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.geteuid() != 0, reason="a test Slurm needs root")]
+
+
+def slurm_config(work: Path) -> dict:
+    """config/demo.yaml with its families on the GPU platforms of the test Slurm."""
+    config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    tiny = config["families"].pop("tiny")
+    small = {"threads": 1, "mem_mb": 1000}
+    config["platforms"] = {
+        "cpu": {"partition": "cpu", "gpus_per_node": 0, "cpus_per_gpu": 0, "mem_mb_per_gpu": 0,
+                "cpu_jobs": {"pack": {"threads": 1, "mem_mb": 3000}, "merge": {"threads": 1, "mem_mb": 3500}}},
+        "nvidia": {"partition": "nvidia", "gpus_per_node": 2, "cpus_per_gpu": 1, "mem_mb_per_gpu": 2500,
+                   "compute_on_cpu": True, "cpu_jobs": {"train": small, "eval": small}},
+        "amd": {"partition": "amd", "gpus_per_node": 1, "cpus_per_gpu": 1, "mem_mb_per_gpu": 3000,
+                "compute_on_cpu": True, "cpu_jobs": {"train": small, "eval": small},
+                "env": {"MEDADAPT_TEST_NODE": "node $SLURM_NODEID of job $SLURM_JOB_ID"}},
+    }
+    models = {"s": tiny["models"]["s"], "m": tiny["models"]["m"]}
+    config["families"] = {
+        "tinyn": {"platform": "nvidia", "models": models, "adapt": ["s"], "train_gpus": {"s": 2}},
+        "tinya": {"platform": "amd", "models": models, "adapt": ["s"], "train_gpus": {"s": 2}},
+        "tinyc": {"platform": "cpu", "models": models, "adapt": ["s"]},  # left out by run_platforms
+    }
+    config["run_platforms"] = ["nvidia", "amd"]
+    config["prebuilt_corpus"] = str(work / "finemed.parquet")
+    # Enough steps that a cancel lands mid-segment, and a state saved every few steps in between.
+    config["train"]["state"] = {"save_every_steps": 8, "save_every_minutes": 0, "keep": 2}
+    config["results"] = str(work / "results")
+    config["tiny_tokenizer"]["texts"] = [str(ROOT / t) for t in config["tiny_tokenizer"]["texts"]]
+    config["corpus"]["shards"]["glob"] = str(ROOT / config["corpus"]["shards"]["glob"])
+    config["corpus"]["validation"] = str(ROOT / config["corpus"]["validation"])
+    config["generate"]["prompts"] = str(ROOT / config["generate"]["prompts"])
+    config["mcqa"]["include_path"] = str(ROOT / config["mcqa"]["include_path"])
+    config["mcqa"]["limit"] = 8
+    return config
+
+
+def slurm_profile() -> dict:
+    """profiles/lumi with what this machine lacks (an account, apptainer) left out, short status polls,
+    and the amd family's two "nodes" placed on the one test node (two srun tasks there)."""
+    profile = yaml.safe_load((ROOT / "profiles" / "lumi" / "config.yaml").read_text())
+    for key in ("software-deployment-method", "apptainer-args", "slurm-status-command"):
+        profile.pop(key)
+    del profile["default-resources"]["slurm_account"]
+    profile["default-resources"]["slurm_partition"] = "cpu"
+    profile["slurm-init-seconds-before-status-checks"] = 4
+    profile["slurm-status-command"] = "squeue"  # no accounting database here (MinJobAge keeps jobs)
+    profile["slurm-keep-successful-logs"] = True
+    profile["latency-wait"] = 5
+    profile["jobs"] = 20
+    profile["set-resources"]["train"]["nodes"] = 1
+    return profile
+
+
+def corpus(path: Path, repeat: int) -> None:
+    """The filtered corpus, ready: the demo shards' documents (repeated, for enough training steps)."""
+    rows = [json.loads(line) for f in sorted((ROOT / "resources" / "demo" / "corpus").glob("shard-*.jsonl"))
+            for line in f.read_text().splitlines() if line.strip()]
+    texts = [r["text"] for r in rows] * repeat
+    pl.DataFrame({"id": [str(i) for i in range(len(texts))], "text": texts}).write_parquet(path)
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm")).start()
+    yield cluster
+    subprocess.run(["scancel", "--quiet", "--user", "root"], env=cluster.env, capture_output=True)
+    cluster.stop()
+
+
+def targets(results: Path) -> list[str]:
+    out = []
+    for fam in FAMILIES:
+        out += [f"{results}/train/{fam}/s/checkpoints.csv", f"{results}/mcqa/{fam}/s/raw-c01.json",
+                f"{results}/mcqa/{fam}/s/c01.json"]
+    return out
+
+
+class Canceller(threading.Thread):
+    """Cancels the nvidia family's training job once checkpoint 1 exists and a later segment has
+    trained past a saved state: Slurm's SIGTERM, then SIGKILL after KillWait."""
+
+    def __init__(self, slurm: SlurmCluster, results: Path):
+        super().__init__(daemon=True)
+        self.slurm, self.results = slurm, results
+        self.cancelled: dict | None = None
+        self.stop = threading.Event()
+
+    def run(self):
+        first = self.results / "models" / "tinyn" / "s" / "raw-c01"
+        states = self.results / "train" / "tinyn" / "s" / "state"
+        while not self.stop.is_set():
+            running = [j for j in self.slurm.running("rule_train_wildcards_tinyn") if j["state"] == "RUNNING"]
+            saved = sorted(int(p.name.split("-")[1]) for p in states.glob("checkpoint-*")) if states.is_dir() else []
+            if first.is_dir() and running and saved and saved[-1] > json.loads((first / "training.json").read_text())["step"]:
+                job = running[0]
+                self.cancelled = {**job, "first_inode": first.stat().st_ino, "first_mtime": first.stat().st_mtime,
+                                  "after_state": saved[-1]}
+                subprocess.run(["scancel", job["id"]], env=self.slurm.env, check=True)
+                return
+            time.sleep(0.5)
+
+
+def job_table(slurm: SlurmCluster) -> list[dict]:
+    """One row per Slurm job, from Slurm's records: the job completion log and `scontrol show job`."""
+    rows = []
+    for rec in slurm.jobs():
+        job = slurm.show_job(rec["JobId"])
+        tres = dict(kv.split("=", 1) for kv in job["TRES"].split(","))
+        gpus = job.get("TresPerNode", "").rpartition("gpu:")[2]
+        rows.append({"id": int(rec["JobId"]), "job": job["Comment"].removeprefix("rule_"),
+                     "partition": rec["Partition"], "nodes": int(rec["NodeCnt"]),
+                     "tasks": int(job["NumTasks"]), "gpus": int(gpus or 0),
+                     "cpus": int(rec["ProcCnt"]), "mem_mb": int(tres["mem"].rstrip("M")),
+                     "state": rec["JobState"]})
+    return sorted(rows, key=lambda r: r["id"])
+
+
+def print_table(rows: list[dict]) -> None:
+    cols = ["job", "partition", "nodes", "tasks", "gpus", "cpus", "mem_mb", "state"]
+    width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    print("\n" + " | ".join(c.ljust(width[c]) for c in cols))
+    print("-|-".join("-" * width[c] for c in cols))
+    for r in rows:
+        print(" | ".join(str(r[c]).ljust(width[c]) for c in cols))
+
+
+@pytest.fixture(scope="module")
+def run(slurm, tmp_path_factory):
+    work = tmp_path_factory.mktemp("work")
+    corpus(work / "finemed.parquet", repeat=3)
+    (work / "config.yaml").write_text(yaml.safe_dump(slurm_config(work), sort_keys=False))
+    (work / "profile").mkdir()
+    (work / "profile" / "config.yaml").write_text(yaml.safe_dump(slurm_profile()))
+    results = work / "results"
+    canceller = Canceller(slurm, results)
+    canceller.start()
+    start = time.time()
+    cmd = [*SMK, "-s", str(ROOT / "Snakefile"), "-d", str(work), "--configfile", str(work / "config.yaml"),
+           "--profile", str(work / "profile"), *targets(results)]
+    env = {**slurm.env, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    canceller.stop.set()
+    seconds = time.time() - start
+    assert proc.returncode == 0, f"{proc.stdout[-5000:]}\n{proc.stderr[-8000:]}"
+    return {"work": work, "results": results, "cancelled": canceller.cancelled, "seconds": seconds,
+            "log": proc.stderr, "table": job_table(slurm)}
+
+
+def test_every_job_got_its_platform_share(run):
+    """Slurm's records: partition, nodes, tasks, GPUs, CPUs and memory of every job, as the config's
+    platform blocks say (the numbers worked out in slurm_config)."""
+    rows = run["table"]
+    print_table(rows)
+    print(f"workflow wall time: {run['seconds']:.0f} s")
+    expect = {  # (partition, nodes, tasks, gpus, cpus, mem_mb)
+        "pack_wildcards_tinyn": ("cpu", 1, 1, 0, 1, 3000),
+        "pack_wildcards_tinya": ("cpu", 1, 1, 0, 1, 3000),
+        "train_wildcards_tinyn": ("nvidia", 1, 1, 2, 2, 5000),   # 2 GPUs x (1 CPU, 2500 MB)
+        "train_wildcards_tinya": ("amd", 1, 2, 1, 2, 3000),      # 2 launchers x 1 GPU, 1 CPU each
+        "mcqa_wildcards_tinyn": ("nvidia", 1, 1, 1, 1, 2500),
+        "mcqa_wildcards_tinya": ("amd", 1, 1, 1, 1, 3000),
+        "merge_wildcards_tinyn": ("cpu", 1, 1, 0, 1, 3500),
+        "merge_wildcards_tinya": ("cpu", 1, 1, 0, 1, 3500),
+    }
+    seen = set()
+    for row in rows:
+        key = next(k for k in expect if row["job"].startswith(k))
+        assert (row["partition"], row["nodes"], row["tasks"], row["gpus"], row["cpus"], row["mem_mb"]) == \
+            expect[key], row
+        seen.add(key)
+    assert seen == set(expect)
+    trains = [r for r in rows if r["job"].startswith("train_")]
+    # 3 segments per family, plus the cancelled attempt and its retry
+    assert sorted(r["state"] for r in trains) == ["CANCELLED"] + ["COMPLETED"] * 6
+    assert all(r["state"] == "COMPLETED" for r in rows if not r["job"].startswith("train_"))
+    assert run["seconds"] < 600
+
+
+def test_gpu_jobs_saw_their_gpus(run):
+    """Slurm set CUDA_VISIBLE_DEVICES inside every GPU job (the stage logs it), none in CPU jobs."""
+    logs = run["results"] / "logs"
+    for fam in FAMILIES:
+        n = {"tinyn": "0,1", "tinya": "0"}[fam]
+        for ckpt in CKPTS:
+            assert f"CUDA_VISIBLE_DEVICES={n}" in (logs / "train" / fam / "s" / f"{ckpt}.log").read_text()
+        assert "CUDA_VISIBLE_DEVICES=0 " in (logs / "mcqa" / fam / "s" / "raw-c01.log").read_text() + " "
+        assert "no GPU variables" in (logs / "merge" / fam / "s" / "c01.log").read_text()
+        assert "no GPU variables" in (logs / "data" / fam / "pack.log").read_text()
+
+
+def test_multi_node_launch_ran_two_launchers_with_the_rendezvous_resolved_in_the_step(run):
+    log = (run["results"] / "logs" / "train" / "tinya" / "s" / "c02.log").read_text()
+    # the platform's env, expanded on each "node" inside the step: two launchers, node ids 0 and 1
+    record = json.loads((run["results"] / "models" / "tinya" / "s" / "raw-c02" / "training.json").read_text())
+    assert record["world_size"] == 2 and record["plan"]["world_size"] == 2
+    assert log.count("[medadapt] rule train") == 2  # one per worker (2 launchers x 1 GPU)
+
+
+def test_cancelled_training_resumed_and_lost_no_checkpoint(run):
+    cancelled = run["cancelled"]
+    assert cancelled, "the training job was never cancelled"
+    first = run["results"] / "models" / "tinyn" / "s" / "raw-c01"
+    assert (first.stat().st_ino, first.stat().st_mtime) == (cancelled["first_inode"], cancelled["first_mtime"])
+    ckpt = cancelled["comment"].rsplit("_", 1)[-1]
+    log = (run["results"] / "logs" / "train" / "tinyn" / "s" / f"{ckpt}.log").read_text()
+    assert "SIGTERM: saving the training state" in log
+    record = json.loads((run["results"] / "models" / "tinyn" / "s" / f"raw-{ckpt}" / "training.json").read_text())
+    assert record["resumed_from_step"] >= cancelled["after_state"] > record["first_step"]
+    log_csv = pl.read_csv(run["results"] / "train" / "tinyn" / "s" / "checkpoints.csv")
+    assert log_csv["ckpt"].to_list() == list(CKPTS)
+
+
+def test_resumed_checkpoints_equal_uninterrupted_and_single_process(run, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from medadapt.config import load
+    from medadapt.train.trainer import train
+
+    models = run["results"] / "models"
+    resumed = load_file(models / "tinyn" / "s" / "raw-c03" / "model.safetensors")
+    launchers = load_file(models / "tinya" / "s" / "raw-c03" / "model.safetensors")
+    config = load(run["work"] / "config.yaml")
+    single_dir = tmp_path / "single"
+    train(model=str(models / "tinya" / "s" / "base"), packed=str(run["results"] / "data" / "tinya" / "packed"),
+          previous=None, out_dir=str(single_dir), state_dir=str(tmp_path / "state"), ckpt="c03",
+          train=config["train"], seed=config["seed"], per_device_batch_size=4, world_size=1, device="cpu",
+          family="tinya", size="s")
+    single = load_file(single_dir / "model.safetensors")
+    for name in resumed:
+        torch.testing.assert_close(resumed[name], launchers[name], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(resumed[name], single[name], rtol=1e-4, atol=1e-5)
