@@ -230,6 +230,16 @@ def test_signalled_and_killed_run_resumes_exactly(uninterrupted, tmp_path, tiny_
 
     assert (first.stat().st_ino, first.stat().st_mtime_ns) == stamp  # c01 survived, untouched
     assert json.loads((tmp_path / "raw-c02" / "training.json").read_text())["resumed_from_step"] == 9
+    journal = [line.split(": ", 1)[1] for line in (tmp_path / "state" / states.JOURNAL).read_text().splitlines()]
+    assert journal == ["c01: steps 1..7, resuming from step 0", "state saved at step 7 (the segment's end)",
+                       "c01: written at step 7",
+                       "c02: steps 8..12, resuming from step 7", "state saved at step 9 (SIGURG)",
+                       "c02: stopped by SIGURG at step 9",
+                       "c02: steps 8..12, resuming from step 9",  # the attempt SIGKILLed at step 10
+                       "c02: steps 8..12, resuming from step 9", "state saved at step 12 (the segment's end)",
+                       "c02: written at step 12",
+                       "c03: steps 13..22, resuming from step 12", "state saved at step 22 (the segment's end)",
+                       "c03: written at step 22"]
     got, want = _losses(tmp_path / "raw-c03"), _losses(uninterrupted / "raw-c03")
     assert [s for s, _ in got] == list(range(1, 23)) == [s for s, _ in want]
     assert [loss for _, loss in got] == pytest.approx([loss for _, loss in want], rel=1e-5)

@@ -10,6 +10,9 @@ Layout of a run's state directory (`results/train/<family>/<size>/state/`):
     staging/                  where the Trainer writes a state before it is published (renamed into
                               place, atomic on one file system); leftovers of a killed save are
                               removed at the next start
+    journal.log               one line per event of the run (segment started, state saved and why,
+                              stopped by a signal, checkpoint written): a job's own log is replaced
+                              when Snakemake retries it, this history is not
 
 A state is used only by a run with the same fingerprint (the hash of everything that shapes the
 trajectory: data, hyper-parameters, seed, world size, base model); a state of another run is an
@@ -22,12 +25,15 @@ import json
 import os
 import re
 import shutil
+import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from medadapt.io import atomic_path
 
 MARKER = "medadapt_state.json"
+JOURNAL = "journal.log"
 PREFIX = "checkpoint-"  # transformers.trainer_utils.PREFIX_CHECKPOINT_DIR
 STAGING = "staging"
 # Files of a Trainer checkpoint that are training state, not the model a checkpoint directory gets.
@@ -75,6 +81,16 @@ def resume_point(state_dir: str | Path, run: str, stop: int) -> State | None:
             "directory and this run's raw checkpoints (results/models/<family>/<size>/raw-c*) to retrain.")
     usable = [s for s in found if s.step <= stop]
     return usable[-1] if usable else None
+
+
+def journal(state_dir: str | Path, event: str) -> None:
+    """Append a timestamped event (with host and Slurm job id) to the run's journal."""
+    root = Path(state_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+    where = f"{socket.gethostname()} job {os.environ.get('SLURM_JOB_ID', '-')}"
+    with open(root / JOURNAL, "a") as fh:
+        fh.write(f"{stamp} {where}: {event}\n")
 
 
 def clear_staging(state_dir: str | Path) -> Path:

@@ -92,6 +92,7 @@ class SegmentControl(TrainerCallback):
         self.trainer = None  # set once the Trainer exists (it needs its callbacks first)
         self.last_save = time.monotonic()
         self.saved: list[int] = []
+        self.reason = ""
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.flag.install()
@@ -106,7 +107,12 @@ class SegmentControl(TrainerCallback):
         timed, signalled = _any_rank(args, timed, self.flag.signal is not None)
         if step >= self.stop or signalled:
             control.should_training_stop = True
-        if step >= self.stop or signalled or timed or (self.every_steps and step % self.every_steps == 0):
+        every = bool(self.every_steps) and step % self.every_steps == 0
+        if step >= self.stop or signalled or timed or every:
+            self.reason = ("the segment's end" if step >= self.stop else
+                           f"{self.flag.signal or 'a stop signal (on another rank)'}" if signalled else
+                           f"every {self.every_steps} steps" if every else
+                           f"every {self.every_seconds / 60:g} minutes")
             control.should_save = True
             # A loss entry at every save, so that the log windows (and window_mean_loss) of a resumed
             # run are the uninterrupted run's: the loss summed since the last log is not in the state.
@@ -121,7 +127,8 @@ class SegmentControl(TrainerCallback):
             target = states.publish(saved, self.state_dir, {"step": state.global_step, "run": self.run,
                                                              "saved_at": time.time()})
             states.rotate(self.state_dir, self.keep, protect=target)
-            print(f"[train] state saved at step {state.global_step}: {target}", flush=True)
+            print(f"[train] state saved at step {state.global_step} ({self.reason}): {target}", flush=True)
+            states.journal(self.state_dir, f"state saved at step {state.global_step} ({self.reason})")
         accelerator.wait_for_everyone()
         self.last_save = time.monotonic()
         self.saved.append(state.global_step)
@@ -271,12 +278,17 @@ def train(model: str, packed: str, previous: str | None, out_dir: str, state_dir
         trainer = Trainer(model=lm, args=args, train_dataset=dataset, data_collator=collate_blocks,
                           processing_class=tokenizer, callbacks=[control])
         control.trainer = trainer
-        if trainer.is_world_process_zero():
+        if main:
             states.clear_staging(state_root)
+            states.journal(state_root, f"{ckpt}: steps {first + 1}..{stop}, resuming from step "
+                                       f"{resume.step if resume else 0}")
         trainer.accelerator.wait_for_everyone()
         print(f"[train] plan: {asdict(plan)}", flush=True)
         trainer.train(resume_from_checkpoint=str(resume.path) if resume else None)
         if control.flag.signal:
+            if main:
+                states.journal(state_root, f"{ckpt}: stopped by {control.flag.signal} at step "
+                                           f"{trainer.state.global_step}")
             raise TrainingInterrupted(
                 f"train {family}/{size} {ckpt}: stopped by {control.flag.signal} at step "
                 f"{trainer.state.global_step} of {stop}; the training state is saved in {state_root}, "
@@ -304,4 +316,5 @@ def train(model: str, packed: str, previous: str | None, out_dir: str, state_dir
     if control:
         control.trainer.accelerator.wait_for_everyone()
     print(f"[train] {ckpt} written: {out_dir} (step {stop}, {row['tokens']} tokens)", flush=True)
+    states.journal(state_root, f"{ckpt}: written at step {stop}")
     return {k: record[k] for k in ("ckpt", "step", "tokens", "flops", "train_loss", "resumed_from_step")}
