@@ -205,11 +205,12 @@ def test_checkpoint_records_and_run_log(uninterrupted, tmp_path, tiny_lm, packed
 
 @pytest.mark.slow
 def test_signalled_and_killed_run_resumes_exactly(uninterrupted, tmp_path, tiny_lm, packed_tiny):
-    """Segment c02 (steps 8..12) is stopped by SIGURG (the Slurm profiles' time-limit warning) at
-    step 8: it saves its state at the end of step 9 and exits with an error. The retry is SIGKILLed at
-    the end of step 10, before any save. The third attempt resumes from step 9's state. Checkpoint c01
-    is never touched; every per-step loss, every block and its order, and the weights of c02 and c03
-    equal the uninterrupted run's."""
+    """After checkpoint c01 (step 7), segment c02 (steps 8..12) is SIGKILLed at the end of step 8,
+    before any save: the rerun resumes from c01's own state. That attempt is stopped by SIGURG (the
+    Slurm profiles' time-limit warning) at step 9: it saves its state at the end of step 10 and exits
+    with an error. The next is SIGKILLed at step 11, and the last resumes from step 10's state.
+    Checkpoint c01 is never touched; every per-step loss, every block and its order, and the weights
+    of c02 and c03 equal the uninterrupted run's."""
     import torch
     from datasets import load_from_disk
 
@@ -218,25 +219,30 @@ def test_signalled_and_killed_run_resumes_exactly(uninterrupted, tmp_path, tiny_
     first = tmp_path / "raw-c01"
     stamp = (first.stat().st_ino, first.stat().st_mtime_ns)
 
-    urg = _drive(tmp_path, "urg", _spec(tmp_path, tiny_lm, packed_tiny, ["c02"], blocks,
-                                        {"step": 8, "signal": "SIGURG"}), check=False)
-    assert urg.returncode == 1 and "TrainingInterrupted: train tiny/s c02: stopped by SIGURG at step 9 of 12" \
-        in urg.stderr
-    assert [s.step for s in states.states(tmp_path / "state")] == [7, 9]
-    killed = _drive(tmp_path, "kill", _spec(tmp_path, tiny_lm, packed_tiny, ["c02"], blocks,
-                                            {"step": 10, "signal": "SIGKILL"}), check=False)
+    def attempt(name, step, signal, segments=("c02",)):
+        return _drive(tmp_path, name, _spec(tmp_path, tiny_lm, packed_tiny, list(segments), blocks,
+                                            {"step": step, "signal": signal} if signal else None), check=False)
+
+    killed = attempt("kill-8", 8, "SIGKILL")
     assert killed.returncode == -9 and not (tmp_path / "raw-c02").exists()
-    _drive(tmp_path, "rest", _spec(tmp_path, tiny_lm, packed_tiny, ["c02", "c03"], blocks))
+    assert [s.step for s in states.states(tmp_path / "state")] == [7]  # c01's state, nothing newer
+    urg = attempt("urg-9", 9, "SIGURG")
+    assert urg.returncode == 1 and "TrainingInterrupted: train tiny/s c02: stopped by SIGURG at step 10 of 12" \
+        in urg.stderr
+    assert [s.step for s in states.states(tmp_path / "state")] == [7, 10]
+    assert attempt("kill-11", 11, "SIGKILL").returncode == -9 and not (tmp_path / "raw-c02").exists()
+    assert attempt("rest", None, None, ("c02", "c03")).returncode == 0
 
     assert (first.stat().st_ino, first.stat().st_mtime_ns) == stamp  # c01 survived, untouched
-    assert json.loads((tmp_path / "raw-c02" / "training.json").read_text())["resumed_from_step"] == 9
+    assert json.loads((tmp_path / "raw-c02" / "training.json").read_text())["resumed_from_step"] == 10
     journal = [line.split(": ", 1)[1] for line in (tmp_path / "state" / states.JOURNAL).read_text().splitlines()]
     assert journal == ["c01: steps 1..7, resuming from step 0", "state saved at step 7 (the segment's end)",
                        "c01: written at step 7",
-                       "c02: steps 8..12, resuming from step 7", "state saved at step 9 (SIGURG)",
-                       "c02: stopped by SIGURG at step 9",
-                       "c02: steps 8..12, resuming from step 9",  # the attempt SIGKILLed at step 10
-                       "c02: steps 8..12, resuming from step 9", "state saved at step 12 (the segment's end)",
+                       "c02: steps 8..12, resuming from step 7",  # SIGKILLed at step 8
+                       "c02: steps 8..12, resuming from step 7", "state saved at step 10 (SIGURG)",
+                       "c02: stopped by SIGURG at step 10",
+                       "c02: steps 8..12, resuming from step 10",  # SIGKILLed at step 11
+                       "c02: steps 8..12, resuming from step 10", "state saved at step 12 (the segment's end)",
                        "c02: written at step 12",
                        "c03: steps 13..22, resuming from step 12", "state saved at step 22 (the segment's end)",
                        "c03: written at step 22"]
