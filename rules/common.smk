@@ -180,6 +180,13 @@ def train_state_dir(wc):
     return f"{R}/train/{wc.family}/{wc.size}/state"
 
 
+def gpu_container(stage):
+    """`container:` of a GPU script rule: the platform's image (used with
+    --software-deployment-method apptainer; training enters its image in its launch command).
+    """
+    return lambda wc: CLUSTER.container(stage, getattr(wc, "family", None))
+
+
 def train_launch(wc):
     return CLUSTER.launch_command(wc.family, wc.size, PYTHON, ENTRY, APPTAINER_ARGS)
 

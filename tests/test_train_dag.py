@@ -62,13 +62,19 @@ def test_segments_form_a_chain(tmp_path):
 
 
 def test_lumi_profile_dry_run_without_slurm(tmp_path):
-    """`snakemake -n --profile profiles/lumi` on a machine with no Slurm commands (and no account set)."""
+    """`snakemake -n --profile profiles/lumi` on a machine with no Slurm commands (and no account set).
+    The profile's apptainer deployment makes Snakemake look for the `apptainer` command even in a dry
+    run (LUMI's login nodes have it); a stub that only tells its version stands in for it here."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for d in os.environ["PATH"].split(os.pathsep):
         for exe in Path(d).glob("*") if Path(d).is_dir() else []:
             if exe.name not in SLURM_COMMANDS and not (bin_dir / exe.name).exists() and os.access(exe, os.X_OK):
                 (bin_dir / exe.name).symlink_to(exe)
+    if not (bin_dir / "apptainer").exists():
+        (bin_dir / "apptainer").write_text('#!/bin/sh\n[ "$1" = --version ] && echo "apptainer version 1.3.4" '
+                                           '&& exit 0\necho "stub: $*" >&2; exit 1\n')
+        (bin_dir / "apptainer").chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k not in ("SBATCH_ACCOUNT", "SLURM_CONF")} | {"PATH": str(bin_dir)}
     probe = subprocess.run(["bash", "-c", "command -v sbatch srun squeue || echo none"], capture_output=True,
                            text=True, env=env)

@@ -209,6 +209,14 @@ class Cluster:
     def platform_name(self, family: str) -> str:
         return self.config["families"][family]["platform"]
 
+    def container(self, stage: str, family: str | None = None) -> str | None:
+        """The apptainer image a GPU job runs in (its platform's `container`; the corpus stages':
+        `corpus.platform`'s); None for jobs without GPUs, which run in the Snakemake host's Python."""
+        if stage == "corpus":
+            p = self.config["platforms"][self.config["corpus"]["platform"]]
+            return p["container"] if p["gpus_per_node"] else None
+        return self.platform(family)["container"] if self.gpus(stage, family) else None
+
     def gpu_cpus(self, family: str) -> list[str] | None:
         """The CPU cores of each GPU of a node (by GPU index), to bind training workers to."""
         return self.platform(family)["gpu_cpus"]
