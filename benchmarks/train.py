@@ -4,8 +4,9 @@ machine's measured GEMM FLOP/s, and the cost in seconds of a full state save and
 
 Usage: .venv/bin/python benchmarks/train.py [--hidden 384 --layers 6 --steps 12 --rounds 2 --threads 2]
 
-Both loops run in this one process, alternating (ours, plain, ours, plain ...), so a shared machine's
-load hits them alike; the ratios are what to compare across machines. "Ours" is what the `train`
+Both loops run in this one process, interleaved step by step (a Trainer callback runs one plain step
+after each Trainer step), so a shared machine's load hits them alike; the ratios are what to compare
+across machines. "Ours" is what the `train`
 stage runs per optimizer step: the transformers Trainer with `training_arguments`, `collate_blocks`
 and the `SegmentControl` callback (stop/save checks every step), state saves off while timing.
 The plain loop: AdamW, the same cosine schedule with warmup, gradient clipping at 1.0 (the Trainer's
@@ -68,8 +69,35 @@ def setup(work: Path, hidden: int, layers: int, steps: int) -> tuple[str, str, d
         repeat *= 2
 
 
-class StepTimer:
-    """A Trainer callback: wall time at the end of every optimizer step."""
+class Interleaved:
+    """A Trainer callback that runs one step of the plain loop after every Trainer step, so that both
+    see the same machine load; it times each Trainer step (since the plain step before it) and each
+    plain step."""
+
+    def __init__(self, plain_step):
+        from transformers import TrainerCallback
+
+        self.ours: list[float] = []
+        self.plain: list[float] = []
+        bench = self
+
+        class _Callback(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kwargs):
+                bench.mark = time.perf_counter()
+
+            def on_step_end(self, args, state, control, **kwargs):
+                now = time.perf_counter()
+                bench.ours.append(now - bench.mark)
+                plain_step(len(bench.plain))
+                bench.mark = time.perf_counter()
+                bench.plain.append(bench.mark - now)
+
+        self.callback = _Callback()
+        self.mark = 0.0
+
+
+class Begin:
+    """A Trainer callback: when training begins (model, optimizer, scheduler and state are loaded)."""
 
     def __init__(self):
         from transformers import TrainerCallback
@@ -78,17 +106,10 @@ class StepTimer:
 
         class _Callback(TrainerCallback):
             def on_train_begin(self, args, state, control, **kwargs):
-                timer.marks.append(("begin", time.perf_counter()))
-
-            def on_step_end(self, args, state, control, **kwargs):
-                timer.marks.append((state.global_step, time.perf_counter()))
+                timer.at = time.perf_counter()
 
         self.callback = _Callback()
-        self.marks: list = []
-
-    def step_times(self) -> list[float]:
-        times = [t for _, t in self.marks]
-        return [b - a for a, b in zip(times, times[1:])]
+        self.at = 0.0
 
 
 def train_block(steps: int) -> dict:
@@ -100,7 +121,7 @@ def train_block(steps: int) -> dict:
             "state": {"save_every_steps": 0, "save_every_minutes": 0, "keep": 2}}
 
 
-def make_trainer(model_dir: str, packed: str, state_dir: Path, steps: int, timer: StepTimer | None):
+def make_trainer(model_dir: str, packed: str, state_dir: Path, steps: int, extra=None):
     """The Trainer exactly as the `train` stage builds it (one process, CPU)."""
     from datasets import load_from_disk
     from transformers import AutoTokenizer, Trainer
@@ -114,7 +135,7 @@ def make_trainer(model_dir: str, packed: str, state_dir: Path, steps: int, timer
     plan = make_plan(len(dataset), SEQ, 1, PER_DEVICE * ACCUM, PER_DEVICE, block["checkpoints"])
     args = training_arguments(block, plan, 0, PER_DEVICE, state_dir / states.STAGING, gpu=False)
     control = SegmentControl(steps, state_dir, "bench", 0, 0, 2)
-    callbacks = [control] + ([timer.callback] if timer else [])
+    callbacks = [control] + ([extra.callback] if extra else [])
     trainer = Trainer(model=load_model(model_dir, None), args=args, train_dataset=dataset,
                       data_collator=collate_blocks, processing_class=AutoTokenizer.from_pretrained(model_dir),
                       callbacks=callbacks)
@@ -123,15 +144,9 @@ def make_trainer(model_dir: str, packed: str, state_dir: Path, steps: int, timer
     return trainer, control, plan
 
 
-def ours(model_dir: str, packed: str, work: Path, steps: int) -> list[float]:
-    timer = StepTimer()
-    trainer, _, _ = make_trainer(model_dir, packed, work / "state-ours", steps, timer)
-    trainer.train()
-    return timer.step_times()
-
-
-def plain(model_dir: str, packed: str, steps: int, total_steps: int) -> list[float]:
-    """A minimal loop: the same model, batches of the same blocks, AdamW + cosine, clip 1.0."""
+def plain_loop(model_dir: str, packed: str, total_steps: int):
+    """A minimal loop on the same model and blocks: AdamW + cosine with warmup, clip 1.0, gradient
+    accumulation; returns a function that runs optimizer step i."""
     import torch
     from datasets import load_from_disk
     from transformers import get_cosine_schedule_with_warmup
@@ -146,27 +161,31 @@ def plain(model_dir: str, packed: str, steps: int, total_steps: int) -> list[flo
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=2e-5)
     sched = get_cosine_schedule_with_warmup(opt, int(0.1 * total_steps + 0.999), total_steps)
-    times, last = [], time.perf_counter()
-    for step in range(steps):
+
+    def step(i: int) -> None:
         for micro in range(ACCUM):
-            i = (step * ACCUM + micro) * PER_DEVICE
-            batch = collate_blocks([data[j] for j in range(i, i + PER_DEVICE)])
-            loss = model(**batch).loss / ACCUM
-            loss.backward()
+            start = (i * ACCUM + micro) * PER_DEVICE
+            batch = collate_blocks([data[j] for j in range(start, start + PER_DEVICE)])
+            (model(**batch).loss / ACCUM).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        now = time.perf_counter()
-        times.append(now - last)
-        last = now
-    return times
+
+    return step
+
+
+def interleaved(model_dir: str, packed: str, work: Path, steps: int) -> tuple[list[float], list[float]]:
+    bench = Interleaved(plain_loop(model_dir, packed, steps))
+    trainer, _, _ = make_trainer(model_dir, packed, work / "state-ours", steps, bench)
+    trainer.train()
+    return bench.ours, bench.plain
 
 
 def save_and_resume(model_dir: str, packed: str, work: Path, steps: int) -> dict:
     """Seconds: a full state save (Trainer checkpoint + publishing it) vs writing the weights alone;
     a resume (model, optimizer, scheduler, RNG and data position restored) vs a fresh start."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save_model
 
     from medadapt.train import state as states
 
@@ -183,27 +202,29 @@ def save_and_resume(model_dir: str, packed: str, work: Path, steps: int) -> dict
     weights = []
     for i in range(3):
         out = work / f"weights-{i}.safetensors"
-        tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
         start = time.perf_counter()
-        save_file(tensors, out, metadata={"format": "pt"})
+        save_model(model, str(out), metadata={"format": "pt"})  # the weights alone (tied ones once)
         weights.append(time.perf_counter() - start)
     last = states.states(state_dir)[-1]
     size = sum(f.stat().st_size for f in last.path.iterdir())
     weight_bytes = (work / "weights-0.safetensors").stat().st_size
 
-    def until_first_step(resume: str | None) -> float:
-        timer = StepTimer()
-        trainer2, _, _ = make_trainer(model_dir, packed, work / "state-resume", 3, timer)
+    def load_seconds(resume: str | None) -> float:
+        """From trainer.train() to the loop's start: model, optimizer, scheduler (and state) loaded."""
+        begin = Begin()
+        trainer2, _, _ = make_trainer(model_dir, packed, work / "state-resume", 3, begin)
         start = time.perf_counter()
         trainer2.train(resume_from_checkpoint=resume)
-        first_step_end = next(t for k, t in timer.marks if k != "begin")
-        return first_step_end - start
+        return begin.at - start
 
-    fresh = statistics.median(until_first_step(None) for _ in range(2))
-    resumed = statistics.median(until_first_step(str(last.path)) for _ in range(2))
+    fresh, resumed = [], []
+    for _ in range(3):  # alternating, like the training loops
+        fresh.append(load_seconds(None))
+        resumed.append(load_seconds(str(last.path)))
+    fresh, resumed = statistics.median(fresh), statistics.median(resumed)
     return {"state_save_s": statistics.median(save), "weights_only_save_s": statistics.median(weights),
             "state_mb": size / 1e6, "weights_mb": weight_bytes / 1e6,
-            "first_step_fresh_s": fresh, "first_step_resumed_s": resumed}
+            "start_fresh_s": fresh, "start_resumed_s": resumed}
 
 
 def main() -> None:
@@ -229,8 +250,9 @@ def main() -> None:
         n_params = non_embedding_params(model_dir)
         ours_t, plain_t = [], []
         for _ in range(args.rounds):
-            ours_t += ours(model_dir, packed, work, total)[args.warmup:]
-            plain_t += plain(model_dir, packed, total, total)[args.warmup:]
+            o, p = interleaved(model_dir, packed, work, total)
+            ours_t += o[args.warmup:]
+            plain_t += p[args.warmup:]
         tokens_per_step = PER_DEVICE * ACCUM * SEQ
         ours_tps = tokens_per_step / statistics.median(ours_t)
         plain_tps = tokens_per_step / statistics.median(plain_t)
@@ -243,18 +265,20 @@ def main() -> None:
             "gemm_gflops": peak / 1e9, "ours_mfu": 6 * n_params * ours_tps / peak,
             "plain_mfu": 6 * n_params * plain_tps / peak, **io,
             "save_ratio": io["state_save_s"] / io["weights_only_save_s"],
-            "resume_s": io["first_step_resumed_s"] - io["first_step_fresh_s"]}
+            "resume_s": io["start_resumed_s"] - io["start_fresh_s"],
+            "per_step_ratio_median": statistics.median(o / p for o, p in zip(ours_t, plain_t))}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"shape {arch}, {n_params / 1e6:.2f} M non-embedding parameters, {args.threads} threads, "
           f"{tokens_per_step} tokens/step, {len(ours_t)} timed steps each")
-    print(f"tokens/s   ours {ours_tps:8.0f}   plain loop {plain_tps:8.0f}   overhead ratio {result['overhead_ratio']:.3f}")
+    print(f"tokens/s   ours {ours_tps:8.0f}   plain loop {plain_tps:8.0f}   overhead ratio {result['overhead_ratio']:.3f} "
+          f"(median of per-step ratios {result['per_step_ratio_median']:.3f})")
     print(f"MFU        ours {result['ours_mfu']:8.1%}   plain loop {result['plain_mfu']:8.1%}   "
           f"(6·N·tokens/s over measured GEMM {peak / 1e9:.1f} GFLOP/s)")
     print(f"state save {io['state_save_s']:.3f} s ({io['state_mb']:.1f} MB) vs weights alone "
           f"{io['weights_only_save_s']:.3f} s ({io['weights_mb']:.1f} MB): ratio {result['save_ratio']:.2f}")
-    print(f"resume     first step after {io['first_step_resumed_s']:.2f} s vs {io['first_step_fresh_s']:.2f} s fresh: "
-          f"resume costs {result['resume_s']:.2f} s")
+    print(f"resume     training starts {io['start_resumed_s']:.2f} s after train() vs {io['start_fresh_s']:.2f} s "
+          f"fresh: loading the state costs {result['resume_s']:.2f} s")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 

@@ -9,10 +9,12 @@ rule). Compute runs on the CPU inside the GPU allocations (`platforms.*.compute_
 filtered corpus is given ready (`prebuilt_corpus`, the split-grid setting): the corpus stages are
 not what is tested here, and a corpus from another run is exactly what that setting is for.
 
-While it runs, the test cancels the nvidia family's training job after its first checkpoint exists
-(`scancel`: SIGTERM, then SIGKILL); the profile's retry resumes from the state the job saved, the
-first checkpoint survives untouched, and the final checkpoints equal the uninterrupted amd family's
-(same world size) and a single process's.
+While it runs, the test interrupts each family's second segment after its first checkpoint exists:
+the nvidia one with `scancel` (SIGTERM, then SIGKILL: preemption), the amd one with
+`scancel --signal=URG` (what the profile's time-limit warning sends). The profile's retry resumes
+from the state each job saved, the first checkpoints survive untouched, the two families' final
+checkpoints are equal (same world size), and checkpoint 1 of the multi-node launch is a single
+process's.
 """
 from __future__ import annotations
 
@@ -117,28 +119,35 @@ def targets(results: Path) -> list[str]:
     return out
 
 
-class Canceller(threading.Thread):
-    """Cancels the nvidia family's training job once checkpoint 1 exists and a later segment has
-    trained past a saved state: Slurm's SIGTERM, then SIGKILL after KillWait."""
+class Interrupter(threading.Thread):
+    """Interrupts each family's second segment once checkpoint 1 exists and the segment has trained
+    past a saved state: the nvidia one with `scancel` (SIGTERM, SIGKILL after KillWait: preemption),
+    the amd one (the multi-node launch) with `scancel --signal=URG`, which Slurm delivers like the
+    profile's `--signal=URG@900` before a time limit (to every job step, not the batch shell)."""
+
+    HOW = {"tinyn": [], "tinya": ["--signal=URG"]}
 
     def __init__(self, slurm: SlurmCluster, results: Path):
         super().__init__(daemon=True)
         self.slurm, self.results = slurm, results
-        self.cancelled: dict | None = None
+        self.done: dict[str, dict] = {}
         self.stop = threading.Event()
 
     def run(self):
-        first = self.results / "models" / "tinyn" / "s" / "raw-c01"
-        states = self.results / "train" / "tinyn" / "s" / "state"
-        while not self.stop.is_set():
-            running = [j for j in self.slurm.running("rule_train_wildcards_tinyn") if j["state"] == "RUNNING"]
-            saved = sorted(int(p.name.split("-")[1]) for p in states.glob("checkpoint-*")) if states.is_dir() else []
-            if first.is_dir() and running and saved and saved[-1] > json.loads((first / "training.json").read_text())["step"]:
-                job = running[0]
-                self.cancelled = {**job, "first_inode": first.stat().st_ino, "first_mtime": first.stat().st_mtime,
-                                  "after_state": saved[-1]}
-                subprocess.run(["scancel", job["id"]], env=self.slurm.env, check=True)
-                return
+        while not self.stop.is_set() and len(self.done) < len(self.HOW):
+            for fam in set(self.HOW) - set(self.done):
+                first = self.results / "models" / fam / "s" / "raw-c01"
+                states = self.results / "train" / fam / "s" / "state"
+                running = [j for j in self.slurm.running(f"rule_train_wildcards_{fam}_s_c02")
+                           if j["state"] == "RUNNING"]
+                if not (first.is_dir() and running and states.is_dir()):
+                    continue
+                saved = sorted(int(p.name.split("-")[1]) for p in states.glob("checkpoint-*"))
+                if saved and saved[-1] > json.loads((first / "training.json").read_text())["step"]:
+                    job = running[0]
+                    self.done[fam] = {**job, "first_inode": first.stat().st_ino,
+                                      "first_mtime": first.stat().st_mtime, "after_state": saved[-1]}
+                    subprocess.run(["scancel", *self.HOW[fam], job["id"]], env=self.slurm.env, check=True)
             time.sleep(0.5)
 
 
@@ -175,17 +184,17 @@ def run(slurm, tmp_path_factory):
     (work / "profile").mkdir()
     (work / "profile" / "config.yaml").write_text(yaml.safe_dump(slurm_profile()))
     results = work / "results"
-    canceller = Canceller(slurm, results)
-    canceller.start()
+    interrupter = Interrupter(slurm, results)
+    interrupter.start()
     start = time.time()
     cmd = [*SMK, "-s", str(ROOT / "Snakefile"), "-d", str(work), "--configfile", str(work / "config.yaml"),
            "--profile", str(work / "profile"), *targets(results)]
     env = {**slurm.env, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=900)
-    canceller.stop.set()
+    interrupter.stop.set()
     seconds = time.time() - start
     assert proc.returncode == 0, f"{proc.stdout[-5000:]}\n{proc.stderr[-8000:]}"
-    return {"work": work, "results": results, "cancelled": canceller.cancelled, "seconds": seconds,
+    return {"work": work, "results": results, "interrupted": interrupter.done, "seconds": seconds,
             "log": proc.stderr, "table": job_table(slurm)}
 
 
@@ -212,9 +221,13 @@ def test_every_job_got_its_platform_share(run):
             expect[key], row
         seen.add(key)
     assert seen == set(expect)
-    trains = [r for r in rows if r["job"].startswith("train_")]
-    # 3 segments per family, plus the cancelled attempt and its retry
-    assert sorted(r["state"] for r in trains) == ["CANCELLED"] + ["COMPLETED"] * 6
+    # 3 segments per family, and for each family the interrupted attempt of segment 2: scancel'ed
+    # (nvidia) or stopped by SIGURG, which exits with an error (amd)
+    trains = {(r["job"], r["state"]) for r in rows if r["job"].startswith("train_")}
+    assert sorted(trains) == sorted({(f"train_wildcards_{f}_s_{c}", "COMPLETED") for f in FAMILIES for c in CKPTS}
+                                    | {("train_wildcards_tinyn_s_c02", "CANCELLED"),
+                                       ("train_wildcards_tinya_s_c02", "FAILED")})
+    assert len([r for r in rows if r["job"].startswith("train_")]) == 8
     assert all(r["state"] == "COMPLETED" for r in rows if not r["job"].startswith("train_"))
     assert run["seconds"] < 600
 
@@ -239,25 +252,27 @@ def test_multi_node_launch_ran_two_launchers_with_the_rendezvous_resolved_in_the
     assert log.count("[medadapt] rule train") == 2  # one per worker (2 launchers x 1 GPU)
 
 
-def test_cancelled_training_resumed_and_lost_no_checkpoint(run):
-    cancelled = run["cancelled"]
-    assert cancelled, "the training job was never cancelled"
-    first = run["results"] / "models" / "tinyn" / "s" / "raw-c01"
-    assert (first.stat().st_ino, first.stat().st_mtime) == (cancelled["first_inode"], cancelled["first_mtime"])
-    ckpt = cancelled["comment"].rsplit("_", 1)[-1]
-    # scancel's SIGTERM reached the workers: they saved the state at the end of that step and stopped;
-    # the retry (a new Slurm job) resumed from it. The run's journal keeps both attempts (Snakemake
-    # replaced the rule's log for the retry).
-    journal = (run["results"] / "train" / "tinyn" / "s" / "state" / "journal.log").read_text()
-    stopped = re.search(rf"job {cancelled['id']}: {ckpt}: stopped by SIGTERM at step (\d+)", journal)
+@pytest.mark.parametrize("family,signal", [("tinyn", "SIGTERM"), ("tinya", "SIGURG")])
+def test_interrupted_training_resumed_and_lost_no_checkpoint(run, family, signal):
+    """scancel's SIGTERM (nvidia) or SIGURG (amd, as before a time limit) reached the workers: they saved
+    the state at the end of that step and stopped; the retry (a new Slurm job) resumed from it and
+    checkpoint 1 was never touched. The run's journal keeps both attempts (Snakemake replaced the
+    rule's log for the retry)."""
+    hit = run["interrupted"].get(family)
+    assert hit, f"the {family} training job was never interrupted"
+    first = run["results"] / "models" / family / "s" / "raw-c01"
+    assert (first.stat().st_ino, first.stat().st_mtime) == (hit["first_inode"], hit["first_mtime"])
+    journal = (run["results"] / "train" / family / "s" / "state" / "journal.log").read_text()
+    stopped = re.search(rf"job {hit['id']}: c02: stopped by {signal} at step (\d+)", journal)
     assert stopped, journal
     step = int(stopped.group(1))
-    assert step > cancelled["after_state"]
-    assert re.search(rf"job {cancelled['id']}: state saved at step {step} \(SIGTERM\)", journal)
-    assert re.search(rf"job (?!{cancelled['id']})\d+: {ckpt}: steps \d+\.\.\d+, resuming from step {step}\n", journal)
-    record = json.loads((run["results"] / "models" / "tinyn" / "s" / f"raw-{ckpt}" / "training.json").read_text())
+    assert step > hit["after_state"]
+    assert re.search(rf"job {hit['id']}: state saved at step {step} \({signal}\)", journal)
+    resumed = re.findall(rf"job (\d+): c02: steps \d+\.\.\d+, resuming from step {step}\n", journal)
+    assert resumed and hit["id"] not in resumed  # by the retry, another Slurm job
+    record = json.loads((run["results"] / "models" / family / "s" / "raw-c02" / "training.json").read_text())
     assert record["resumed_from_step"] == step > record["first_step"]
-    log_csv = pl.read_csv(run["results"] / "train" / "tinyn" / "s" / "checkpoints.csv")
+    log_csv = pl.read_csv(run["results"] / "train" / family / "s" / "checkpoints.csv")
     assert log_csv["ckpt"].to_list() == list(CKPTS)
 
 

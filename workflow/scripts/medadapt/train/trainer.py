@@ -73,10 +73,9 @@ class StopFlag:
         self._previous.clear()
 
     def _handle(self, signum, frame) -> None:
+        # A repeated signal changes nothing: Slurm and torchrun both pass SIGTERM on (scancel), and
+        # both follow it with SIGKILL after their grace time when the save takes longer.
         name = signal.Signals(signum).name
-        if self.signal and signum == signal.SIGTERM:  # asked twice: stop now, state or not
-            self.restore()
-            signal.raise_signal(signum)
         self.signal = self.signal or name
         print(f"[train] {name}: saving the training state at the end of this step, then stopping", flush=True)
 
