@@ -85,12 +85,18 @@ def test_config_errors_before_loading(tmp_path, tiny_lm, packed_tiny, change, ck
     assert list(tmp_path.iterdir()) == []
 
 
-def test_state_of_another_run_is_not_resumed(tmp_path, tiny_lm, packed_tiny):
+def test_states_of_another_run_are_deleted_not_resumed(tmp_path, tiny_lm, packed_tiny, monkeypatch):
+    """A changed config (another fingerprint) makes Snakemake retrain from segment 1: the old run's
+    states are deleted, and training starts from the base model."""
     foreign = tmp_path / "state" / "checkpoint-3"
     foreign.mkdir(parents=True)
     (foreign / states.MARKER).write_text(json.dumps({"step": 3, "run": "0123456789abcdef"}))
-    with pytest.raises(RuntimeError, match=r"holds training states of another run \(fingerprint 0123456789abcdef"):
+    monkeypatch.setattr("medadapt.train.trainer.load_model", lambda *a: (_ for _ in ()).throw(RuntimeError("stop")))
+    with pytest.raises(RuntimeError, match="stop"):  # past the resume decision, before any training
         _segment(tmp_path, "c01", tiny_lm, packed_tiny)
+    assert not foreign.exists()
+    journal = (tmp_path / "state" / states.JOURNAL).read_text()
+    assert "c01: deleted the state at step 3 of another run (fingerprint 0123456789abcdef; this run " in journal
 
 
 def test_previous_checkpoint_of_another_run_is_an_error(tmp_path, tiny_lm, packed_tiny):

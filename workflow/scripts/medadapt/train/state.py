@@ -15,8 +15,8 @@ Layout of a run's state directory (`results/train/<family>/<size>/state/`):
                               when Snakemake retries it, this history is not
 
 A state is used only by a run with the same fingerprint (the hash of everything that shapes the
-trajectory: data, hyper-parameters, seed, world size, base model); a state of another run is an
-error, not something to resume from. No torch at import: the workflow lists states cheaply.
+trajectory: data, hyper-parameters, seed, world size, base model); states of another run are
+deleted when a segment of this one starts (Snakemake retrains when those change). No torch at import: the workflow lists states cheaply.
 """
 from __future__ import annotations
 
@@ -67,20 +67,18 @@ def states(state_dir: str | Path) -> list[State]:
 
 
 def resume_point(state_dir: str | Path, run: str, stop: int) -> State | None:
-    """The newest state of run `run` at or before optimizer step `stop`; None to start from step 0.
-
-    A state of another run (a changed config, data or world size that Snakemake did not rerun
-    everything for) is an error: resuming it would mix two trajectories.
-    """
-    found = states(state_dir)
-    foreign = [s for s in found if s.record["run"] != run]
-    if foreign:
-        raise RuntimeError(
-            f"{state_dir}: holds training states of another run (fingerprint {foreign[0].record['run']}, "
-            f"this run {run}: data, hyper-parameters, seed, world size or base model changed). Delete that "
-            "directory and this run's raw checkpoints (results/models/<family>/<size>/raw-c*) to retrain.")
-    usable = [s for s in found if s.step <= stop]
+    """The newest state of run `run` at or before optimizer step `stop`; None to start from step 0."""
+    usable = [s for s in states(state_dir) if s.record["run"] == run and s.step <= stop]
     return usable[-1] if usable else None
+
+
+def discard_other_runs(state_dir: str | Path, run: str) -> list[State]:
+    """Delete the states of other runs (another fingerprint: the data, hyper-parameters, seed, world
+    size or base model changed, and Snakemake is retraining): resuming one would mix trajectories."""
+    other = [s for s in states(state_dir) if s.record["run"] != run]
+    for s in other:
+        shutil.rmtree(s.path, ignore_errors=True)
+    return other
 
 
 def journal(state_dir: str | Path, event: str) -> None:

@@ -243,10 +243,14 @@ def train(model: str, packed: str, previous: str | None, out_dir: str, state_dir
     sharded = bool(fsdp_arguments(train["fsdp"], train["fsdp_config"], plan.world_size))  # errors before loading
     run = run_fingerprint(train, seed, per_device_batch_size, plan, stats, model)
     state_root = Path(state_dir)
-    resume = states.resume_point(state_root, run, stop)
     main = int(os.environ.get("RANK", "0")) == 0
     if previous is not None and main:
         _check_previous(previous, run, first)
+    if main:
+        for old in states.discard_other_runs(state_root, run):
+            states.journal(state_root, f"{ckpt}: deleted the state at step {old.step} of another run "
+                                       f"(fingerprint {old.record['run']}; this run {run})")
+    resume = states.resume_point(state_root, run, stop)  # other runs' states never qualify
     if first and (resume is None or resume.step < first):
         print(f"[train] no training state at step {first} (checkpoint {ckpt}'s start) in {state_root}: "
               f"recomputing from step {resume.step if resume else 0}", flush=True)
