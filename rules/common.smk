@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
-from medadapt.cluster import Cluster  # noqa: E402
+from medadapt.cluster import Cluster, select_platforms  # noqa: E402
 from medadapt.config import (
     ConfigError,
     Grid,
@@ -22,17 +22,29 @@ try:
             map(str, workflow.overwrite_configfiles or workflow.configfiles)
         ),
     )
+    CLUSTER = Cluster(config)  # also checks run_platforms / prebuilt_corpus
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
+# A grid split across clusters: this invocation's DAG holds only the families of `run_platforms`.
+LEFT_OUT = select_platforms(config)
+SPLIT = bool(config["run_platforms"] or config["prebuilt_corpus"])
 GRID = Grid(config)
-CLUSTER = Cluster(config)
 R = config["results"]
 CKPTS = GRID.ckpts()
 # Every rule enters the library through this one file (see medadapt.runtime).
 ENTRY = str(Path(workflow.basedir) / "workflow" / "scripts" / "medadapt_entry.py")
 # Without a per-rule conda env, run the interpreter that runs Snakemake (e.g. .venv), not PATH's.
 PYTHON = "python" if workflow.deployment_settings.deployment_method else sys.executable
+# With apptainer deployment, training enters the platform's container itself (inside its job step,
+# with the profile's apptainer-args), so that srun stays outside the container.
+APPTAINER_ARGS = (
+    workflow.deployment_settings.apptainer_args
+    if any(
+        m.name == "APPTAINER" for m in workflow.deployment_settings.deployment_method
+    )
+    else None
+)
 MEDADAPT = f"{PYTHON} {ENTRY}"
 SERVE = config["judge"].get("serve")
 SERVER_FILE = f"{R}/judge/server.json"
@@ -61,11 +73,12 @@ def _named(files):
 # --- shell rules: the job as JSON for `medadapt stage` (script rules get it from Snakemake) ------
 def stage_job(per_process=None, **params):
     """A params function: the job's named input/output, `params` (values or functions of the
-    wildcards), threads and wildcards, as the JSON `medadapt stage RULE --job` reads. `per_process`,
-    a function of (wildcards, job threads), gives the threads of each process (torchrun workers).
+    wildcards), threads, wildcards and the GPUs it must see (resources.expect_gpus), as the JSON
+    `medadapt stage RULE --job` reads. `per_process`, a function of (wildcards, job threads), gives
+    the threads of each process (torchrun workers).
     """
 
-    def job(wildcards, input, output, threads):
+    def job(wildcards, input, output, threads, resources):
         values = {k: v(wildcards) if callable(v) else v for k, v in params.items()}
         return json.dumps(
             {
@@ -74,6 +87,7 @@ def stage_job(per_process=None, **params):
                 "params": values,
                 "threads": per_process(wildcards, threads) if per_process else threads,
                 "wildcards": dict(wildcards.items()),
+                "resources": {"expect_gpus": resources.get("expect_gpus", 0)},
             }
         )
 
@@ -146,9 +160,41 @@ def all_scores(wc):
 
 
 # --- training -----------------------------------------------------------------------------------
+def corpus_file(wc):
+    """FineMed-de: built here, or by another run of a grid split across clusters."""
+    return config["prebuilt_corpus"] or f"{R}/corpus/finemed.parquet"
+
+
 def pack_tokenizer(wc):
     """A family is packed once, with the tokenizer of its first adapted model."""
     return model_dir(wc.family, GRID.adapted(wc.family)[0], "base")
+
+
+def previous_checkpoint(wc):
+    """Segment cNN starts where raw-c(NN-1) ended; the first starts from the base model."""
+    i = CKPTS.index(wc.ckpt)
+    return model_dir(wc.family, wc.size, f"raw-{CKPTS[i - 1]}") if i else []
+
+
+def run_checkpoints(wc):
+    return [model_dir(wc.family, wc.size, f"raw-{c}") for c in CKPTS]
+
+
+def train_state_dir(wc):
+    """The run's training states: not an output of any job, so no failed job's clean-up deletes
+    them (medadapt.train.state)."""
+    return f"{R}/train/{wc.family}/{wc.size}/state"
+
+
+def gpu_container(stage):
+    """`container:` of a GPU script rule: the platform's image (used with
+    --software-deployment-method apptainer; training enters its image in its launch command).
+    """
+    return lambda wc: CLUSTER.container(stage, getattr(wc, "family", None))
+
+
+def train_launch(wc):
+    return CLUSTER.launch_command(wc.family, wc.size, PYTHON, ENTRY, APPTAINER_ARGS)
 
 
 # --- evaluation ---------------------------------------------------------------------------------
@@ -307,5 +353,16 @@ NEXT_LARGER = {
     f"{f}/{s}": GRID.next_larger(f, s) for f in GRID.families() for s in GRID.adapted(f)
 }
 FAILURE_FIGURES = [f"{R}/figures/{fam}/failure_modes.png" for fam in GRID.families()]
-REPORT_TARGETS = [*TABLES.values(), *FIGURES, f"{R}/tables/corpus_validation.csv"]
-REPORT_TARGETS += [FAILURE_TABLE, *FAILURE_FIGURES]
+# The default target: the report; for one part of a grid split across clusters (run_platforms /
+# prebuilt_corpus), that part's results, which the README's last step turns into one report.
+REPORT_TARGETS = (
+    [*TRAIN_LOGS, *MCQA_JSONS, *FITS]
+    if SPLIT
+    else [
+        *TABLES.values(),
+        *FIGURES,
+        f"{R}/tables/corpus_validation.csv",
+        FAILURE_TABLE,
+        *FAILURE_FIGURES,
+    ]
+)

@@ -117,6 +117,8 @@ rule mcqa:
         ckpt=r"base|c\d\d|raw-c\d\d",
     conda:
         "../envs/mcqa.yaml"
+    container:
+        gpu_container("eval")
     threads: lambda wc: CLUSTER.threads("eval", wc.family, wc.size)
     resources:
         **CLUSTER.by_wildcards("eval"),
@@ -148,6 +150,8 @@ rule generate:
         ckpt=r"base|c\d\d",
     conda:
         "../envs/vllm.yaml"
+    container:
+        gpu_container("eval")
     threads: lambda wc: CLUSTER.threads("eval", wc.family, wc.size)
     resources:
         **CLUSTER.by_wildcards("eval"),

@@ -1,10 +1,17 @@
-# Continual pre-training: pack FineMed-de with each family's tokenizer, train one epoch saving
-# log-spaced checkpoints (raw-cNN), merge each with its source by SLERP (cNN).
+# Continual pre-training: pack FineMed-de with each family's tokenizer; train one epoch as a chain of
+# checkpoint segments (job raw-cNN trains from checkpoint N-1's full state to checkpoint N), so every
+# finished checkpoint is the output of a job that has succeeded and is merged and evaluated while
+# the next segment trains; merge each with its source by SLERP (cNN). Training states live outside
+# the declared outputs, in results/train/{family}/{size}/state (docs/ARCHITECTURE.md).
+
+
+localrules:
+    train_log,
 
 
 rule pack:
     input:
-        corpus=f"{R}/corpus/finemed.parquet",
+        corpus=corpus_file,
         tokenizer_dir=pack_tokenizer,
     output:
         out_dir=directory(f"{R}/data/{{family}}/packed"),
@@ -23,39 +30,60 @@ rule pack:
         ENTRY
 
 
-# A shell rule, so that multi-GPU runs wrap the same stage in torchrun (one node) or srun + torchrun.
+# A shell rule, so that multi-GPU segments wrap the same stage in torchrun (one node) or srun +
+# torchrun (several nodes). The launch command is a resource: how a job runs (container, srun, the
+# platform's environment) is no reason to retrain it, unlike the params.
 rule train:
     input:
         model=model_dir("{family}", "{size}", "base"),
         packed=f"{R}/data/{{family}}/packed",
+        previous=previous_checkpoint,
     output:
-        # the log first: provenance goes beside the first output
-        log_csv=f"{R}/train/{{family}}/{{size}}/checkpoints.csv",
-        ckpts=[directory(model_dir("{family}", "{size}", f"raw-{c}")) for c in CKPTS],
+        out_dir=directory(model_dir("{family}", "{size}", "raw-{ckpt}")),
     log:
-        log("train/{family}/{size}"),
+        log("train/{family}/{size}/{ckpt}"),
+    wildcard_constraints:
+        ckpt=r"c\d\d",
     conda:
         "../envs/train.yaml"
     threads: lambda wc: CLUSTER.threads("train", wc.family, wc.size)
     resources:
         **CLUSTER.by_wildcards("train"),
         runtime=2880,
+        launch=train_launch,
     params:
-        launch=lambda wc: f"{CLUSTER.launch_command(wc.family, wc.size, PYTHON)} {ENTRY}",
         job=stage_job(
             per_process=lambda wc, threads: CLUSTER.omp_threads(
                 wc.family, wc.size, threads
             ),
+            state_dir=train_state_dir,
+            ckpt=lambda wc: wc.ckpt,
             train=config["train"],
             seed=config["seed"],
             per_device_batch_size=lambda wc: per_device_batch_size(
                 config, wc.family, wc.size
             ),
+            world_size=lambda wc: CLUSTER.train_processes(wc.family, wc.size),
+            device=lambda wc: CLUSTER.device(wc.family),
             family=lambda wc: wc.family,
             size=lambda wc: wc.size,
         ),
     shell:
-        "{params.launch} stage train --job {params.job:q} --log-file {log:q} >> {log:q} 2>&1"
+        "{resources.launch} stage train --job {params.job:q} --log-file {log:q} >> {log:q} 2>&1"
+
+
+rule train_log:
+    input:
+        ckpts=run_checkpoints,
+    output:
+        log_csv=f"{R}/train/{{family}}/{{size}}/checkpoints.csv",
+        history=f"{R}/train/{{family}}/{{size}}/history.json",
+    log:
+        log("train/{family}/{size}/log"),
+    conda:
+        "../envs/data.yaml"
+    script:
+        ENTRY
 
 
 rule merge:
@@ -70,7 +98,7 @@ rule merge:
         ckpt=r"c\d\d",
     conda:
         "../envs/merge.yaml"
-    threads: 1
+    threads: lambda wc: CLUSTER.threads("merge", wc.family)
     resources:
         **CLUSTER.by_wildcards("merge"),
     params:

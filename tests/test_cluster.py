@@ -4,17 +4,27 @@ Paper platforms (config/config.yaml): amd = standard-g (eval: small-g), 8 GCDs/n
 60000 MB per GCD; nvidia = gpu-h100, 8 GPUs/node, 16 CPUs and 240000 MB per GPU; cpu = small.
 """
 import copy
+import os
+import subprocess
 import types
 from pathlib import Path
 
 import pytest
 
-from medadapt.cluster import Cluster
-from medadapt.config import load
+from medadapt.cluster import Cluster, select_platforms
+from medadapt.config import ConfigError, load
 
 ROOT = Path(__file__).resolve().parents[1]
-SRUN = ("srun --ntasks-per-node=1 PY -m torch.distributed.run --nnodes={n} --nproc-per-node=8 "
-        "--rdzv-backend=c10d --rdzv-endpoint=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n1):29500")
+# One torchrun per node (srun), the rendezvous endpoint resolved inside the step on each node.
+SRUN = ("srun --ntasks={n} --cpus-per-task=56 --kill-on-bad-exit=1 bash -c '{env}export PET_RDZV_ENDPOINT="
+        "$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n1):$((29500 + ${{SLURM_JOB_ID:-0}} % 1000)); "
+        "exec \"$@\"' medadapt-launch PY -m torch.distributed.run --nnodes={n} --nproc-per-node=8 "
+        "--rdzv-backend=c10d --rdzv-id=medadapt -- E.py")
+LUMI_ENV = ('export NCCL_SOCKET_IFNAME="hsn0,hsn1,hsn2,hsn3"; export NCCL_NET_GDR_LEVEL="PHB"; '
+            'export MIOPEN_USER_DB_PATH="/tmp/$USER-miopen-cache-$SLURM_JOB_ID-$SLURM_NODEID"; '
+            'export MIOPEN_CUSTOM_CACHE_DIR="/tmp/$USER-miopen-cache-$SLURM_JOB_ID-$SLURM_NODEID"; '
+            'export CXI_FORK_SAFE="1"; export CXI_FORK_SAFE_HP="1"; export FI_CXI_DISABLE_CQ_HUGETLB="1"; '
+            'export MEDADAPT_GPU_CPUS="49-55 57-63 17-23 25-31 1-7 9-15 33-39 41-47"; ')
 
 
 @pytest.fixture(scope="module")
@@ -31,43 +41,57 @@ def test_qwen3_8b_trains_on_8_lumi_nodes_with_srun_torchrun(paper):
     # 64 GCDs / 8 per node = 8 nodes; per node 8 GCDs x 7 CPUs = 56, 8 x 60000 MB = 480000
     assert paper.resources("train", "qwen3", "8b") == {
         "slurm_partition": "standard-g", "nodes": 8, "gres": "gpu:8", "cpus_per_task": 56,
-        "mem_mb": 480000, "tasks_per_gpu": 0, "tasks": 8, "mpi": "srun"}
-    assert paper.gpus("train", "qwen3", "8b") == 64
+        "mem_mb": 480000, "tasks_per_gpu": 0, "tasks": 8, "mpi": "srun", "expect_gpus": 8}
+    assert paper.gpus("train", "qwen3", "8b") == 64 == paper.train_processes("qwen3", "8b")
     assert paper.threads("train", "qwen3", "8b") == 56
     assert paper.omp_threads("qwen3", "8b", 56) == 7  # one worker per GCD
-    assert paper.launch_command("qwen3", "8b", "PY") == SRUN.format(n=8)
+    assert paper.launch_command("qwen3", "8b", "PY", "E.py") == SRUN.format(n=8, env=LUMI_ENV)
 
 
 @pytest.mark.parametrize("size,nodes", [("1.7b", 4), ("4b", 4)])  # 32 GCDs each
 def test_qwen3_mid_sizes_train_on_4_nodes(paper, size, nodes):
     res = paper.resources("train", "qwen3", size)
     assert (res["nodes"], res["tasks"], res["mpi"], res["gres"]) == (nodes, nodes, "srun", "gpu:8")
-    assert paper.launch_command("qwen3", size, "PY") == SRUN.format(n=nodes)
+    assert paper.launch_command("qwen3", size, "PY", "E.py") == SRUN.format(n=nodes, env=LUMI_ENV)
 
 
 def test_qwen3_0_6b_trains_on_one_node_standalone(paper):
     res = paper.resources("train", "qwen3", "0.6b")
-    assert (res["nodes"], res["tasks"], res["mpi"], res["slurm_partition"]) == (1, 1, "", "standard-g")
-    assert paper.launch_command("qwen3", "0.6b", "PY") == \
-        "PY -m torch.distributed.run --standalone --nproc-per-node=8"
+    # no `mpi`: the Slurm plugin then starts the job in a step, where the time-limit signal reaches it
+    assert (res["nodes"], res["tasks"], res["mpi"], res["slurm_partition"]) == (1, 1, None, "standard-g")
+    assert paper.launch_command("qwen3", "0.6b", "PY", "E.py") == (
+        f"bash -c '{LUMI_ENV}exec \"$@\"' medadapt-launch "
+        "PY -m torch.distributed.run --standalone --nproc-per-node=8 -- E.py")
+
+
+def test_lumi_training_runs_in_the_rocm_container_inside_its_step(paper):
+    """With apptainer deployment, srun stays outside the image and the image wraps each torchrun."""
+    cmd = paper.launch_command("qwen3", "8b", "python", "E.py", "--bind /pfs,/scratch")
+    assert cmd.startswith("srun --ntasks=8 ") and " medadapt-launch apptainer exec --rocm --bind /pfs,/scratch " \
+        "containers/medadapt-rocm.sif python -m torch.distributed.run --nnodes=8 " in cmd
+    one = paper.launch_command("qwen2.5", "7b", "python", "E.py", "")
+    assert one == "apptainer exec --nv containers/medadapt-cuda.sif python -m torch.distributed.run " \
+        "--standalone --nproc-per-node=8 -- E.py"
+    # without apptainer deployment (None) the host's Python runs
+    assert "apptainer" not in paper.launch_command("qwen3", "8b", "python", "E.py")
 
 
 def test_qwen25_7b_trains_on_one_h100_node_standalone(paper):
     # 8 GPUs x 16 CPUs = 128; 8 x 240000 MB = 1920000
     assert paper.resources("train", "qwen2.5", "7b") == {
         "slurm_partition": "gpu-h100", "nodes": 1, "gres": "gpu:8", "cpus_per_task": 128,
-        "mem_mb": 1920000, "tasks_per_gpu": 0, "tasks": 1, "mpi": ""}
+        "mem_mb": 1920000, "tasks_per_gpu": 0, "tasks": 1, "mpi": None, "expect_gpus": 8}
     assert paper.threads("train", "qwen2.5", "7b") == 128
     assert paper.omp_threads("qwen2.5", "7b", 128) == 16
-    assert paper.launch_command("qwen2.5", "7b", "/venv/bin/python") == \
-        "/venv/bin/python -m torch.distributed.run --standalone --nproc-per-node=8"
+    assert paper.launch_command("qwen2.5", "7b", "/venv/bin/python", "E.py") == \
+        "/venv/bin/python -m torch.distributed.run --standalone --nproc-per-node=8 -- E.py"
     assert paper.device("qwen2.5") == "cuda"
 
 
 def test_qwen3_eval_runs_on_small_g_with_one_gcd(paper):
     assert paper.resources("eval", "qwen3", "8b") == {
         "slurm_partition": "small-g", "nodes": 1, "gres": "gpu:1", "cpus_per_task": 7, "mem_mb": 60000,
-        "tasks_per_gpu": 0}
+        "tasks_per_gpu": 0, "expect_gpus": 1}
     assert paper.threads("eval", "qwen3", "8b") == 7
     assert paper.device("qwen3") == "cuda"
 
@@ -77,25 +101,43 @@ def test_qwen3_eval_runs_on_small_g_with_one_gcd(paper):
 def test_14b_baselines_evaluate_on_two_gpus(paper, family, partition, cpus, mem):
     assert paper.resources("eval", family, "14b") == {
         "slurm_partition": partition, "nodes": 1, "gres": "gpu:2", "cpus_per_task": cpus, "mem_mb": mem,
-        "tasks_per_gpu": 0}
+        "tasks_per_gpu": 0, "expect_gpus": 2}
     assert paper.gpus("eval", family, "14b") == 2
 
 
-def test_paper_pack_and_merge_are_cpu_jobs_sized_for_large_models(paper):
+def test_paper_pack_and_merge_are_cpu_jobs_sized_by_the_cpu_platform(paper):
+    # platforms.cpu.cpu_jobs: pack 16 threads / 64000 MB, merge 1 / 64000 (config/config.yaml)
     for family in ("qwen3", "qwen2.5"):
-        assert paper.resources("pack", family) == {"slurm_partition": "small", "mem_mb": 64000}
+        assert paper.resources("pack", family) == {"slurm_partition": "small", "cpus_per_task": 16, "mem_mb": 64000}
         assert paper.threads("pack", family) == 16
-        assert paper.resources("merge", family, "8b") == {"mem_mb": 64000}
+        assert paper.resources("merge", family, "8b") == {"slurm_partition": "small", "cpus_per_task": 1,
+                                                          "mem_mb": 64000}
         assert paper.threads("merge", family, "8b") == 1
         assert paper.gpus("pack", family) == paper.gpus("merge", family, "8b") == 0
+
+
+def test_cpu_job_sizes_follow_the_platform_block(paper):
+    """A smaller CPU node: pack and merge shrink with the block (no size is hard-coded)."""
+    config = copy.deepcopy(paper.config)
+    config["platforms"]["cpu"]["cpu_jobs"]["pack"] = {"threads": 4, "mem_mb": 16000}
+    small = Cluster(config)
+    assert small.resources("pack", "qwen3") == {"slurm_partition": "small", "cpus_per_task": 4, "mem_mb": 16000}
+    assert small.threads("pack", "qwen3") == 4
+    # without a cpu platform, CPU stages run on the family's platform, sized by its cpu_jobs
+    del config["platforms"]["cpu"]
+    config["corpus"]["platform"] = "nvidia"
+    config["platforms"]["amd"]["cpu_jobs"]["merge"] = {"threads": 2, "mem_mb": 30000}
+    assert Cluster(config).resources("merge", "qwen3", "8b") == {"slurm_partition": "standard-g",
+                                                                 "cpus_per_task": 2, "mem_mb": 30000}
 
 
 def test_paper_corpus_stages_run_on_corpus_platform(paper):
     # corpus.platform: nvidia; the annotator's tensor_parallel_size 8 takes a whole node
     assert paper.corpus_resources(8) == {"slurm_partition": "gpu-h100", "gres": "gpu:8", "cpus_per_task": 128,
-                                         "mem_mb": 1920000, "tasks_per_gpu": 0}
+                                         "mem_mb": 1920000, "tasks_per_gpu": 0, "expect_gpus": 8}
     assert paper.corpus_resources(1) == {"slurm_partition": "gpu-h100", "gres": "gpu:1", "cpus_per_task": 16,
-                                         "mem_mb": 240000, "tasks_per_gpu": 0}
+                                         "mem_mb": 240000, "tasks_per_gpu": 0, "expect_gpus": 1}
+    assert paper.corpus_threads(8) == 128
 
 
 def test_corpus_on_amd_uses_its_eval_partition(paper):
@@ -109,22 +151,24 @@ def test_demo_never_asks_for_a_gpu(demo):
         for stage in ("train", "eval"):
             res = demo.resources(stage, "tiny", size)
             assert (res["gres"], res["nodes"], res["slurm_partition"]) == ("", 1, "")
-            assert (res["cpus_per_task"], res["mem_mb"]) == (1, 4000)
+            # cpu_jobs (schema defaults): train 2 threads, eval 1; Slurm's CPUs are the threads
+            assert (res["cpus_per_task"], res["mem_mb"]) == ({"train": 2, "eval": 1}[stage], 4000)
             assert demo.gpus(stage, "tiny", size) == 0
-        assert demo.resources("train", "tiny", size)["mpi"] == ""
+        assert demo.resources("train", "tiny", size)["mpi"] is None
+        assert demo.resources(stage, "tiny", size)["expect_gpus"] == 0
         assert demo.threads("train", "tiny", size) == 2 and demo.threads("eval", "tiny", size) == 1
-        assert demo.launch_command("tiny", size, "PY") == "PY"
-        assert demo.omp_threads("tiny", size, 2) == 2
-        assert demo.resources("merge", "tiny", size) == {"mem_mb": 4000}
+        assert demo.launch_command("tiny", size, "PY", "E.py") == "PY E.py"
+        assert demo.omp_threads("tiny", size, 2) == 2 and demo.train_processes("tiny", size) == 1
+        assert demo.resources("merge", "tiny", size) == {"slurm_partition": "", "cpus_per_task": 1, "mem_mb": 4000}
     assert demo.device("tiny") == "cpu"
-    assert demo.resources("pack", "tiny") == {"slurm_partition": "", "mem_mb": 4000}
+    assert demo.resources("pack", "tiny") == {"slurm_partition": "", "cpus_per_task": 2, "mem_mb": 4000}
     assert demo.threads("pack", "tiny") == 2
 
 
 def test_demo_corpus_stages_run_on_the_cpu_platform(demo):
     # demo.yaml sets no corpus.platform: the schema's default, cpu (partition null)
     assert demo.corpus_resources(1) == {"slurm_partition": "", "gres": "", "cpus_per_task": 2, "mem_mb": 8000,
-                                        "tasks_per_gpu": 0}
+                                        "tasks_per_gpu": 0, "expect_gpus": 0}
 
 
 def test_gpu_stages_on_the_cpu_platform_ask_for_no_gpu(paper):
@@ -133,9 +177,9 @@ def test_gpu_stages_on_the_cpu_platform_ask_for_no_gpu(paper):
     config["families"]["qwen3"]["platform"] = "cpu"
     cpu = Cluster(config)
     res = cpu.resources("train", "qwen3", "8b")
-    assert (res["gres"], res["nodes"], res["mpi"], res["slurm_partition"]) == ("", 1, "", "small")
+    assert (res["gres"], res["nodes"], res["mpi"], res["slurm_partition"]) == ("", 1, None, "small")
     assert cpu.gpus_per_node("train", "qwen3", "8b") == 0
-    assert cpu.launch_command("qwen3", "8b", "PY") == "PY"
+    assert cpu.launch_command("qwen3", "8b", "PY", "E.py") == "PY E.py"
     assert cpu.resources("eval", "qwen3", "14b")["gres"] == ""
 
 
@@ -143,7 +187,7 @@ def test_single_gpu_training_is_one_plain_process(paper):
     config = copy.deepcopy(paper.config)
     config["families"]["qwen2.5"]["train_gpus"] = {"0.5b": 1}
     one = Cluster(config)
-    assert one.launch_command("qwen2.5", "0.5b", "PY") == "PY"
+    assert one.launch_command("qwen2.5", "0.5b", "PY", "E.py") == "PY E.py"
     assert one.resources("train", "qwen2.5", "0.5b")["gres"] == "gpu:1"
     # a size with no train_gpus entry gets one GPU on a GPU platform
     assert one.gpus("train", "qwen2.5", "1.5b") == 1
@@ -155,9 +199,73 @@ def test_by_wildcards_gives_snakemake_functions(paper):
     assert {k: f(wc) for k, f in train.items()} == paper.resources("train", "qwen3", "8b")
     pack = paper.by_wildcards("pack")  # the pack rule has no {size}
     assert {k: f(types.SimpleNamespace(family="qwen2.5")) for k, f in pack.items()} == \
-        {"slurm_partition": "small", "mem_mb": 64000}
+        {"slurm_partition": "small", "cpus_per_task": 16, "mem_mb": 64000}
 
 
 def test_unknown_stage_is_named(paper):
     with pytest.raises(ValueError, match=r"stage must be one of \['train', 'eval', 'pack', 'merge'\], got 'mcqa'"):
         paper.resources("mcqa", "qwen3", "8b")
+
+
+def test_compute_on_cpu_keeps_the_allocation_but_computes_on_the_cpu(paper):
+    """The test Slurm's stand-in GPUs: the job still asks for them, but runs on the CPU and does not
+    check that it sees a GPU."""
+    config = copy.deepcopy(paper.config)
+    config["platforms"]["nvidia"]["compute_on_cpu"] = True
+    fake = Cluster(config)
+    res = fake.resources("train", "qwen2.5", "7b")
+    assert (res["gres"], res["expect_gpus"], res["slurm_partition"]) == ("gpu:8", 0, "gpu-h100")
+    assert fake.device("qwen2.5") == "cpu" and paper.device("qwen2.5") == "cuda"
+    assert fake.resources("eval", "qwen2.5", "7b")["expect_gpus"] == 0
+    # no GPU flag for apptainer when the GPUs are stand-ins
+    assert fake.launch_command("qwen2.5", "7b", "python", "E.py", "").startswith(
+        "apptainer exec containers/medadapt-cuda.sif python")
+
+
+def test_platform_env_is_expanded_in_a_shell_of_its_own(demo):
+    """The env values are expanded where the command runs ($SLURM_NODEID of that node), and an unset
+    variable is no error there, though Snakemake's own shell runs under `set -u`."""
+    config = copy.deepcopy(demo.config)
+    config["platforms"]["cpu"]["env"] = {"MEDADAPT_PROBE": 'node "$SLURM_NODEID" of $HOME'}
+    cmd = Cluster(config).launch_command("tiny", "s", "printenv", "MEDADAPT_PROBE")
+    env = {k: v for k, v in os.environ.items() if k != "SLURM_NODEID"} | {"HOME": "/h"}
+    out = subprocess.run(["bash", "-euo", "pipefail", "-c", cmd], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout == 'node "" of /h\n'
+    out = subprocess.run(["bash", "-euo", "pipefail", "-c", cmd], capture_output=True, text=True,
+                         env=env | {"SLURM_NODEID": "3"}, check=True)
+    assert out.stdout == 'node "3" of /h\n'
+
+
+def test_split_grid_selects_families_and_needs_the_corpus_from_elsewhere(paper):
+    config = copy.deepcopy(paper.config)
+    config["run_platforms"] = ["amd"]
+    with pytest.raises(ConfigError, match=r"run_platforms: \['amd'\] leaves out corpus.platform 'nvidia': build the "
+                                          r"corpus on the run that has that platform and set prebuilt_corpus"):
+        Cluster(config)
+    config["prebuilt_corpus"] = "finemed.parquet"
+    Cluster(config)
+    assert select_platforms(config) == ["qwen2.5"] and list(config["families"]) == ["qwen3"]
+    config = copy.deepcopy(paper.config)
+    config["run_platforms"] = ["cpu"]
+    config["prebuilt_corpus"] = "x.parquet"
+    with pytest.raises(ConfigError, match=r"run_platforms: \['cpu'\] selects no family"):
+        Cluster(config)
+    config = copy.deepcopy(paper.config)
+    assert select_platforms(config) == [] and list(config["families"]) == ["qwen2.5", "qwen3"]
+
+
+def test_gpu_job_that_sees_no_gpu_fails_before_its_stage(tmp_path, monkeypatch):
+    """This machine has no GPU: a job placed on one fails at once and says why; the stage never runs."""
+    from medadapt.runtime import Job, run_job
+
+    ran = []
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    job = Job(rule="mcqa", resources={"expect_gpus": 2}, log=str(tmp_path / "x.log"))
+    with pytest.raises(RuntimeError, match=r"rule mcqa: this job was given 2 GPU\(s\) per node but sees none "
+                                           r"\(CUDA_VISIBLE_DEVICES=0,1; torch .* built for"):
+        run_job(job, lambda: ran.append(1))
+    assert ran == []
+    run_job(Job(rule="mcqa", resources={"expect_gpus": 0}, log=str(tmp_path / "y.log")), lambda: ran.append(1))
+    assert ran == [1]
+    assert "rule mcqa wildcards={} host=" in (tmp_path / "y.log").read_text()
+    assert "CUDA_VISIBLE_DEVICES=0,1" in (tmp_path / "y.log").read_text()

@@ -1,4 +1,4 @@
-"""Training plan (pure, no torch): accumulation, steps, checkpoint targets, log rows, FSDP arguments;
+"""Training plan (pure, no torch): accumulation, steps, checkpoint segments, log rows, FSDP arguments;
 and the train-block errors the schema now owns (they used to be re-checked by the trainer)."""
 import copy
 import subprocess
@@ -73,13 +73,14 @@ def test_plan_too_few_blocks_names_the_data():
         make_plan(11, SEQ, 1, 4, 2, CKPTS, "packed/qwen")
 
 
-def test_targets_and_rows_of_a_small_plan():
+def test_segments_and_rows_of_a_small_plan():
     # 40 blocks / 4 = 10 steps; fractions 0.3, sqrt(0.3) = 0.548, 1 -> steps 3, 5, 10
     plan = make_plan(40, SEQ, 1, 4, 2, CKPTS)
     assert plan.grad_accum == 2 and plan.steps == [3, 5, 10]
-    assert plan.targets(["out/c01", "out/c02", "out/c03"]) == {3: "out/c01", 5: "out/c02", 10: "out/c03"}
-    with pytest.raises(ValueError, match=r"2 checkpoint directories for train.checkpoints.count 3"):
-        plan.targets(["a", "b"])
+    # segment k trains the steps after checkpoint k-1's up to checkpoint k's
+    assert [plan.segment(c) for c in ("c01", "c02", "c03")] == [(0, 3), (3, 5), (5, 10)]
+    with pytest.raises(ValueError, match=r"checkpoint 'c04' is not one of this run's \['c01', 'c02', 'c03'\]"):
+        plan.segment("c04")
     rows = plan.rows(100, [3.0, 2.0, 1.5], family="tiny", size="s")
     assert rows[0] == {"family": "tiny", "size": "s", "ckpt": "c01", "step": 3, "fraction": 0.3,
                        "tokens": 3 * 4 * SEQ, "flops": 6.0 * 100 * 3 * 4 * SEQ, "train_loss": 3.0}

@@ -1,15 +1,19 @@
 """Where and how big each job runs: Slurm partition, nodes, GPUs, CPUs, memory, threads, device and
 the training launch command, derived from the config's `platforms` and `families` blocks.
 
-A family runs on one platform (`families.<f>.platform` names a block of `platforms`: partition,
-optional eval_partition, gpus_per_node, cpus_per_gpu, mem_mb_per_gpu). A job's GPU count comes from
-`families.<f>.train_gpus` / `eval_gpus` per size; a size not listed gets one GPU on a GPU platform and
-none on a CPU platform. Jobs take whole nodes' shares: CPUs and memory scale with the GPUs per node.
-The corpus stages have no family; they run on `corpus.platform`.
+A family runs on one platform (`families.<f>.platform` names a block of `platforms`). A job's GPU
+count comes from `families.<f>.train_gpus` / `eval_gpus` per size; a size not listed gets one GPU on a
+GPU platform and none on a CPU platform. GPU jobs take whole nodes' shares: CPUs and memory scale with
+the GPUs per node (`cpus_per_gpu`, `mem_mb_per_gpu`). Jobs without a GPU take their size from the
+platform's `cpu_jobs` block: the CPU stages (pack, merge) run on the `cpu` platform when the config
+has one (else on the family's), GPU stages on a platform without GPUs use it, and it is the floor of
+GPU jobs. Nothing here is a hard-coded size. The corpus stages have no family: they run on
+`corpus.platform`.
 
 Every method takes plain strings (stage, family, size) and returns plain values, so it is tested
-without Snakemake (`by_wildcards` wraps them for rules). Stages: "train" and "eval" (MCQA, generation) are GPU stages; "pack" and "merge"
-are CPU stages whose size follows the family's platform. Runtimes are the rules' own.
+without Snakemake (`by_wildcards` wraps them for rules). Stages: "train" and "eval" (MCQA,
+generation) are GPU stages; "pack" and "merge" are CPU stages. Runtimes are the rules' own (a profile
+overrides them per rule, see the README).
 
 How rules use it (`CLUSTER = Cluster(config)` once, in rules/common.smk):
 
@@ -17,47 +21,41 @@ How rules use it (`CLUSTER = Cluster(config)` once, in rules/common.smk):
         threads: lambda wc: CLUSTER.threads("train", wc.family, wc.size)
         resources:
             **CLUSTER.by_wildcards("train"),
-            runtime=2880,
-        params:
-            launcher=lambda wc: CLUSTER.launch_command(wc.family, wc.size, PYTHON),
-            omp=lambda wc, threads: CLUSTER.omp_threads(wc.family, wc.size, threads),
-
+            launch=lambda wc: CLUSTER.launch_command(wc.family, wc.size, PYTHON, ENTRY, ...),
     rule mcqa:       threads: lambda wc: CLUSTER.threads("eval", wc.family, wc.size)
                      resources: **CLUSTER.by_wildcards("eval"), runtime=240
                      params: device=lambda wc: CLUSTER.device(wc.family)
     rule pack:       threads: lambda wc: CLUSTER.threads("pack", wc.family)
                      resources: **CLUSTER.by_wildcards("pack"), runtime=720
-    rule merge:      threads: lambda wc: CLUSTER.threads("merge", wc.family, wc.size)  (always 1)
-                     resources: **CLUSTER.by_wildcards("merge")
-    rule corpus_*:   resources: **CLUSTER.corpus_resources(gpus), runtime=...
+    rule corpus_*:   threads: CLUSTER.corpus_threads(gpus)
+                     resources: **CLUSTER.corpus_resources(gpus), runtime=...
 
-`by_wildcards(stage)` is `resources(stage, family, size)` with each value a function of the job's
-wildcards, as Snakemake's `resources:` wants them.
+`by_wildcards(stage)` is `resources(stage, ...)` with each value a function of the job's wildcards,
+as Snakemake's `resources:` wants them. Besides Slurm's keys, GPU jobs carry `expect_gpus`: the GPUs
+the job must see, which `medadapt.runtime` checks before the stage runs (0: no check).
 """
 from __future__ import annotations
 
 import math
+import shlex
 from typing import Any, Callable
 
-from medadapt.config import Grid
+from medadapt.config import ConfigError, Grid
 
 GPU_STAGES = {"train": "train_gpus", "eval": "eval_gpus"}  # stage -> its per-size GPU-count key
 CPU_STAGES = ("pack", "merge")
+# The rendezvous port of multi-node training: offset by the job id, so two jobs whose first node is
+# the same (a shared node, or a test Slurm with one node) do not collide.
+RDZV_PORT, RDZV_PORTS = 29500, 1000
+APPTAINER_GPU_FLAG = {"nvidia": "--nv", "amd": "--rocm"}  # by platform name
+# Training workers read their GPU's CPU cores from here (set by the launch command, see gpu_cpus).
+GPU_CPUS_ENV = "MEDADAPT_GPU_CPUS"
 
-# Fixed sizes (not config keys). A job on the CPU platform, or with no GPU, still needs a floor.
-CPU_THREADS = {"train": 2, "eval": 1}  # GPU stages on a CPU platform
-MIN_MEM_MB = 4000                      # GPU stages
-CORPUS_MIN_CPUS, CORPUS_MIN_MEM_MB = 2, 8000
-# pack (tokenizer processes) and merge (two models in memory): bigger when the family's models are
-# GPU-sized, i.e. its platform has GPUs.
-CPU_STAGE_SIZE = {"pack": {"threads": (16, 2), "mem_mb": (64000, 4000)},   # (GPU platform, CPU platform)
-                  "merge": {"threads": (1, 1), "mem_mb": (64000, 4000)}}
-RDZV_PORT = 29500
-
-_KEYS = {"train": ("slurm_partition", "nodes", "gres", "cpus_per_task", "mem_mb", "tasks_per_gpu", "tasks", "mpi"),
-         "eval": ("slurm_partition", "nodes", "gres", "cpus_per_task", "mem_mb", "tasks_per_gpu"),
-         "pack": ("slurm_partition", "mem_mb"),
-         "merge": ("mem_mb",)}
+_KEYS = {"train": ("slurm_partition", "nodes", "gres", "cpus_per_task", "mem_mb", "tasks_per_gpu", "tasks", "mpi",
+                   "expect_gpus"),
+         "eval": ("slurm_partition", "nodes", "gres", "cpus_per_task", "mem_mb", "tasks_per_gpu", "expect_gpus"),
+         "pack": ("slurm_partition", "cpus_per_task", "mem_mb"),
+         "merge": ("slurm_partition", "cpus_per_task", "mem_mb")}
 
 
 class Cluster:
@@ -66,6 +64,9 @@ class Cluster:
     def __init__(self, config: dict):
         self.config = config
         self.grid = Grid(config)
+        problems = selection_problems(config)
+        if problems:
+            raise ConfigError("invalid configuration\n" + "\n".join(f"  {p}" for p in problems))
 
     # --- facts ------------------------------------------------------------------------------------
     def platform(self, family: str) -> dict:
@@ -75,15 +76,17 @@ class Cluster:
         return bool(self.platform(family)["gpus_per_node"])
 
     def device(self, family: str) -> str:
-        """Where the family's compute runs: "cuda" on a GPU platform (ROCm reports as cuda too)."""
-        return "cuda" if self.has_gpus(family) else "cpu"
+        """Where the family's compute runs: "cuda" on a GPU platform (ROCm reports as cuda too), "cpu"
+        on a CPU platform or one whose GPUs are stand-ins (`compute_on_cpu`)."""
+        p = self.platform(family)
+        return "cuda" if p["gpus_per_node"] and not p["compute_on_cpu"] else "cpu"
 
     def gpus(self, stage: str, family: str, size: str | None = None) -> int:
         """GPUs of the whole job (all nodes); CPU stages have none."""
         if stage in CPU_STAGES:
             return 0
         per_size = self.config["families"][family].get(_gpu_key(stage), {})
-        return per_size.get(size, 1 if self.has_gpus(family) else 0)
+        return per_size.get(size, 1) if self.has_gpus(family) else 0
 
     def gpus_per_node(self, stage: str, family: str, size: str | None = None) -> int:
         return min(self.gpus(stage, family, size), self.platform(family)["gpus_per_node"])
@@ -96,39 +99,42 @@ class Cluster:
         """GPU stages: the platform's partition (eval: eval_partition when set); CPU stages: the cpu
         platform's. "" lets the profile's default partition apply."""
         if stage in CPU_STAGES:
-            return self._cpu_partition()
+            return self._cpu_stage_platform(family)["partition"] or ""
         p = self.platform(family)
-        if stage == "eval" and p.get("eval_partition"):
+        if stage == "eval" and p["eval_partition"]:
             return p["eval_partition"]
         return p["partition"] or ""
 
     # --- what a rule declares ---------------------------------------------------------------------
     def threads(self, stage: str, family: str, size: str | None = None) -> int:
-        """A node share on GPU platforms (CPUs per GPU × GPUs per node); fixed counts elsewhere."""
+        """A node share on GPU platforms (CPUs per GPU × GPUs per node); the platform's `cpu_jobs`
+        size for jobs without a GPU."""
         if stage in CPU_STAGES:
-            return self._cpu_stage_size(stage, family, "threads")
-        gpn = self.gpus_per_node(stage, family, size)
-        if not self.has_gpus(family):
-            return CPU_THREADS[stage]
-        return max(1, gpn * self.platform(family)["cpus_per_gpu"])
+            return self._cpu_stage_platform(family)["cpu_jobs"][stage]["threads"]
+        return self.resources(stage, family, size)["cpus_per_task"]
 
     def resources(self, stage: str, family: str, size: str | None = None) -> dict[str, Any]:
         """Snakemake/Slurm resources of one job (without runtime, which each rule sets)."""
         if stage in CPU_STAGES:
-            out = {"slurm_partition": self.partition(stage, family),
-                   "mem_mb": self._cpu_stage_size(stage, family, "mem_mb")}
-            return {k: out[k] for k in _KEYS[stage]}
+            size_ = self._cpu_stage_platform(family)["cpu_jobs"][stage]
+            return {"slurm_partition": self.partition(stage, family), "cpus_per_task": size_["threads"],
+                    "mem_mb": size_["mem_mb"]}
         p, gpn = self.platform(family), self.gpus_per_node(stage, family, size)
+        floor = p["cpu_jobs"][stage]
         out = {"slurm_partition": self.partition(stage, family),
                "nodes": self.nodes(stage, family, size),
                "gres": f"gpu:{gpn}" if gpn else "",
-               "cpus_per_task": max(1, gpn * p["cpus_per_gpu"]),
-               "mem_mb": max(MIN_MEM_MB, gpn * p["mem_mb_per_gpu"]),
+               "cpus_per_task": max(floor["threads"], gpn * p["cpus_per_gpu"]),
+               "mem_mb": max(floor["mem_mb"], gpn * p["mem_mb_per_gpu"]),
                "tasks_per_gpu": 0}
         if stage == "train":
-            # The Slurm plugin wants `tasks` with `mpi`: one launcher task per node, multi-node only.
+            # Multi-node only: one launcher task per node, started by the rule's own srun (the Slurm
+            # plugin runs a job with an `mpi` resource without srun). A single-node job has no `mpi`
+            # (None drops the resource), so the plugin starts it in a job step, where Slurm's
+            # time-limit warning signal reaches it.
             nodes = out["nodes"]
-            out |= {"tasks": nodes, "mpi": "srun" if nodes > 1 else ""}
+            out |= {"tasks": nodes, "mpi": "srun" if nodes > 1 else None}
+        out["expect_gpus"] = 0 if p["compute_on_cpu"] else gpn
         return out
 
     def by_wildcards(self, stage: str) -> dict[str, Callable[[Any], Any]]:
@@ -140,38 +146,134 @@ class Cluster:
         """Corpus stages have no family: they run on `corpus.platform`, with `gpus` GPUs there."""
         p = self.config["platforms"][self.config["corpus"]["platform"]]
         n = gpus if p["gpus_per_node"] else 0
-        return {"slurm_partition": (p.get("eval_partition") or p["partition"] or "") if n else self._cpu_partition(),
+        floor = p["cpu_jobs"]["corpus"]
+        return {"slurm_partition": (p["eval_partition"] or p["partition"] or "") if n
+                else self._cpu_platform(p)["partition"] or "",
                 "gres": f"gpu:{n}" if n else "",
-                "cpus_per_task": max(CORPUS_MIN_CPUS, n * p["cpus_per_gpu"]),
-                "mem_mb": max(CORPUS_MIN_MEM_MB, n * p["mem_mb_per_gpu"]),
-                "tasks_per_gpu": 0}
+                "cpus_per_task": max(floor["threads"], n * p["cpus_per_gpu"]),
+                "mem_mb": max(floor["mem_mb"], n * p["mem_mb_per_gpu"]),
+                "tasks_per_gpu": 0,
+                "expect_gpus": 0 if p["compute_on_cpu"] else n}
+
+    def corpus_threads(self, gpus: int) -> int:
+        """Threads of a corpus job: its CPUs (so Snakemake's local scheduling matches Slurm's)."""
+        return self.corpus_resources(gpus)["cpus_per_task"]
 
     # --- training launch --------------------------------------------------------------------------
+    def train_processes(self, family: str, size: str) -> int:
+        """Training processes (one per GPU; one on the CPU)."""
+        return max(1, self.gpus("train", family, size))
+
     def omp_threads(self, family: str, size: str, threads: int) -> int:
         """CPU threads per training worker: the job's threads shared among its workers (one per GPU)."""
         return max(1, threads // max(1, self.gpus_per_node("train", family, size)))
 
-    def launch_command(self, family: str, size: str, python: str) -> str:
-        """The command prefix that starts training (followed by `-m <module> ...`): the interpreter
-        for one process; torchrun with one worker per GPU on one node; srun with one torchrun per node
-        (FSDP across nodes, rendezvous on the job's first node) on several."""
+    def launch_command(self, family: str, size: str, python: str, script: str,
+                       apptainer_args: str | None = None) -> str:
+        """The command that starts `script` (followed by its arguments) as the training job. (torchrun
+        gets `--` before the script: its option parser would take the script's `--log` for its own
+        `--log-dir`/`--logs-specs`.)
+
+        One process: the interpreter. One node with several GPUs: torchrun standalone, one worker
+        per GPU. Several nodes: `srun` starts one torchrun per node; each resolves the rendezvous
+        endpoint (the allocation's first node) inside its job step, from Slurm's environment there
+        (the rule's own shell has no SLURM_JOB_NODELIST under the Slurm plugin). The platform's `env`
+        is exported and its container entered inside the step, so srun stays outside the container
+        and `$SLURM_NODEID` etc. are the node's own. `apptainer_args` (the profile's, when
+        Snakemake deploys software with apptainer) with the platform's `container` image wraps the
+        interpreter; without them the host's Python runs.
+        """
+        p = self.platform(family)
         gpus, nodes = self.gpus_per_node("train", family, size), self.nodes("train", family, size)
-        if gpus <= 1 and nodes == 1:
-            return python
-        if nodes == 1:
-            return f"{python} -m torch.distributed.run --standalone --nproc-per-node={gpus}"
-        return (f"srun --ntasks-per-node=1 {python} -m torch.distributed.run --nnodes={nodes} "
-                f"--nproc-per-node={gpus} --rdzv-backend=c10d "
-                f"--rdzv-endpoint=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n1):{RDZV_PORT}")
+        workers = 1 if gpus <= 1 and nodes == 1 else gpus
+        container = ""
+        if p["container"] and apptainer_args is not None:
+            flag = "" if p["compute_on_cpu"] else APPTAINER_GPU_FLAG.get(self.platform_name(family), "")
+            container = " ".join(filter(None, ["apptainer exec", flag, apptainer_args.strip(),
+                                               shlex.quote(p["container"])])) + " "
+        env = dict(p["env"])
+        if p["gpu_cpus"]:
+            env[GPU_CPUS_ENV] = " ".join(p["gpu_cpus"])
+        exports = [f"export {k}={_shell_value(v)};" for k, v in env.items()]
+        if nodes == 1:  # the rule's shell already runs inside the job (a step, under the Slurm plugin)
+            run = f"{python} {script}" if workers == 1 else \
+                f"{python} -m torch.distributed.run --standalone --nproc-per-node={workers} -- {script}"
+            return f"{_in_shell(exports)}{container}{run}"
+        exports.append('export PET_RDZV_ENDPOINT=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)'
+                       f':$(({RDZV_PORT} + ${{SLURM_JOB_ID:-0}} % {RDZV_PORTS}));')
+        cpus = self.resources("train", family, size)["cpus_per_task"]
+        return (f"srun --ntasks={nodes} --cpus-per-task={cpus} --kill-on-bad-exit=1 {_in_shell(exports)}"
+                f"{container}{python} -m torch.distributed.run --nnodes={nodes} --nproc-per-node={gpus} "
+                f"--rdzv-backend=c10d --rdzv-id=medadapt -- {script}")
+
+    def platform_name(self, family: str) -> str:
+        return self.config["families"][family]["platform"]
+
+    def container(self, stage: str, family: str | None = None) -> str | None:
+        """The apptainer image a GPU job runs in (its platform's `container`; the corpus stages':
+        `corpus.platform`'s); None for jobs without GPUs, which run in the Snakemake host's Python."""
+        if stage == "corpus":
+            p = self.config["platforms"][self.config["corpus"]["platform"]]
+            return p["container"] if p["gpus_per_node"] else None
+        return self.platform(family)["container"] if self.gpus(stage, family) else None
+
+    def gpu_cpus(self, family: str) -> list[str] | None:
+        """The CPU cores of each GPU of a node (by GPU index), to bind training workers to."""
+        return self.platform(family)["gpu_cpus"]
 
     # --- helpers ----------------------------------------------------------------------------------
-    def _cpu_partition(self) -> str:
-        """The `cpu` platform's partition; "" (the profile's default) when there is no such platform."""
-        return self.config["platforms"].get("cpu", {}).get("partition") or ""
+    def _cpu_stage_platform(self, family: str) -> dict:
+        """CPU stages run on the `cpu` platform when the config has one, else on the family's."""
+        return self._cpu_platform(self.platform(family))
 
-    def _cpu_stage_size(self, stage: str, family: str, what: str) -> int:
-        on_gpu, on_cpu = CPU_STAGE_SIZE[stage][what]
-        return on_gpu if self.has_gpus(family) else on_cpu
+    def _cpu_platform(self, fallback: dict) -> dict:
+        return self.config["platforms"].get("cpu", fallback)
+
+
+def selection_problems(config: dict) -> list[str]:
+    """What is wrong with `run_platforms` / `prebuilt_corpus` (a grid split across clusters)."""
+    chosen = config["run_platforms"]
+    if not chosen:
+        return []
+    problems = [f"run_platforms: '{p}' is not defined under platforms" for p in chosen
+                if p not in config["platforms"]]
+    families = [f for f, spec in config["families"].items() if spec["platform"] in chosen]
+    if not families:
+        problems.append(f"run_platforms: {chosen} selects no family (their platforms: "
+                        f"{sorted({s['platform'] for s in config['families'].values()})})")
+    if config["corpus"]["platform"] not in chosen and not config["prebuilt_corpus"]:
+        problems.append(f"run_platforms: {chosen} leaves out corpus.platform '{config['corpus']['platform']}': "
+                        "build the corpus on the run that has that platform and set prebuilt_corpus to its "
+                        "results/corpus/finemed.parquet (copied here)")
+    return problems
+
+
+def select_platforms(config: dict) -> list[str]:
+    """Restrict `config["families"]` in place to the families on `run_platforms` (the part of a split
+    grid this invocation runs); returns the families left out."""
+    chosen = config["run_platforms"]
+    if not chosen:
+        return []
+    dropped = [f for f, spec in config["families"].items() if spec["platform"] not in chosen]
+    for family in dropped:
+        del config["families"][family]
+    return dropped
+
+
+def _in_shell(exports: list[str]) -> str:
+    """A prefix that runs the command after it with `exports` done first, in a shell of its own: it
+    expands the values where the command runs (a node's own $SLURM_NODEID), without the `set -u`
+    of Snakemake's shell."""
+    if not exports:
+        return ""
+    script = " ".join([*exports, 'exec "$@"'])
+    return f"bash -c {shlex.quote(script)} medadapt-launch "
+
+
+def _shell_value(value: str) -> str:
+    """A value for `export K=...` that the step's shell expands ($SLURM_NODEID, $USER) but does not
+    split or glob."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _gpu_key(stage: str) -> str:

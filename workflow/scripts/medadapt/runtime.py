@@ -10,6 +10,8 @@ object to `run_snakemake`; a `shell:` rule (training under srun/torchrun, the ju
 - caps CPU threads at the job's `threads`,
 - captures stdout/stderr at the file-descriptor level into the rule's log (so child processes such
   as the vLLM engine or torchrun workers land there too),
+- fails at once when a GPU job sees no GPU (`resources.expect_gpus`, see `medadapt.cluster`), rather
+  than computing on the CPU until the time limit, and logs the GPUs the job was given,
 - calls the rule's stage function (`medadapt.stages`) with keyword arguments bound by parameter name
   from the job's output, input and params (and `threads`), so no entry script unpacks anything,
 - records provenance (rule, wildcards, paths, resolved params, versions, seconds, host, result)
@@ -120,6 +122,8 @@ class Job:
     threads: int = 1
     log: str | None = None
     wildcards: dict[str, str] = dataclasses.field(default_factory=dict)
+    # How the job runs (only `expect_gpus` is read here); never bound to the stage function.
+    resources: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_json(cls, rule: str, text: str, log: str | None = None) -> "Job":
@@ -151,7 +155,8 @@ def job_from_snakemake(smk: Any) -> Job:
         raise ValueError(f"rule {smk.rule}: every output must be named (the stage binds them by name)")
     return Job(rule=smk.rule, input=_named(smk.input), output=_named(smk.output),
                params=dict(smk.params.items()), threads=int(smk.threads or 1),
-               log=smk.log[0] if len(smk.log) else None, wildcards=dict(smk.wildcards.items()))
+               log=smk.log[0] if len(smk.log) else None, wildcards=dict(smk.wildcards.items()),
+               resources={k: v for k, v in smk.resources.items() if k == "expect_gpus"})
 
 
 _LIST_HINT = re.compile(r"^(list|Sequence|tuple)\[")
@@ -199,6 +204,32 @@ def bind(fn: Callable[..., Any], job: Job) -> dict[str, Any]:
     return kwargs
 
 
+GPU_VARS = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES")
+
+
+def gpu_environment() -> str:
+    """The GPUs the scheduler gave this process, as the job's log records them."""
+    return " ".join(f"{v}={os.environ[v]}" for v in GPU_VARS if v in os.environ) or "no GPU variables"
+
+
+def check_gpus(job: Job) -> None:
+    """A job placed on GPUs must see them: without the GPU software (e.g. no container on LUMI) torch
+    would quietly compute on the CPU until the time limit."""
+    expected = int(job.resources.get("expect_gpus") or 0)
+    if not expected:
+        return
+    import torch
+
+    seen = torch.cuda.device_count()
+    if seen < 1:
+        raise RuntimeError(
+            f"rule {job.rule}: this job was given {expected} GPU(s) per node but sees none "
+            f"({gpu_environment()}; torch {torch.__version__} built for "
+            f"{'ROCm ' + torch.version.hip if torch.version.hip else 'CUDA ' + str(torch.version.cuda)}). "
+            "Run GPU rules with the platform's GPU software (platforms.<name>.container, "
+            "--software-deployment-method apptainer), or set platforms.<name>.compute_on_cpu for a test.")
+
+
 def run_job(job: Job, fn: Callable[..., Any] | None = None) -> Any:
     """Run the job's stage function (or `fn`) as the body of the job; see the module docstring."""
     set_offline(bool(job.params.get("online", False)))
@@ -210,8 +241,10 @@ def run_job(job: Job, fn: Callable[..., Any] | None = None) -> Any:
     kwargs = bind(fn, job)
     start = time.time()
     with redirect_output(job.log):
-        print(f"[medadapt] rule {job.rule} wildcards={job.wildcards}", flush=True)
+        print(f"[medadapt] rule {job.rule} wildcards={job.wildcards} host={platform.node()} "
+              f"{gpu_environment()}", flush=True)
         try:
+            check_gpus(job)
             result = fn(**kwargs)
         except BaseException as exc:
             # The rule log ends with the reason the job failed (the traceback just above it).

@@ -25,6 +25,7 @@ STAGES = {
     # training
     "pack": "medadapt.train.pack:pack",
     "train": "medadapt.train.trainer:train",
+    "train_log": "medadapt.train.records:write_log",
     "merge": "medadapt.merge:slerp",
     # evaluation
     "eval_prompts": "medadapt.sources:prepare_prompts",

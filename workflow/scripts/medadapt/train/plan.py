@@ -37,12 +37,14 @@ class Plan:
     def tokens(self, step: int) -> int:
         return step * self.effective_batch_size * self.seq_len
 
-    def targets(self, ckpts: list[str]) -> dict[int, str]:
-        """Optimizer step -> the directory its checkpoint is saved to (ckpts in checkpoint order)."""
-        if len(ckpts) != len(self.steps):
-            raise ValueError(f"train: {len(ckpts)} checkpoint directories for train.checkpoints.count "
-                             f"{len(self.steps)} checkpoints")
-        return dict(zip(self.steps, (str(c) for c in ckpts)))
+    def segment(self, ckpt: str) -> tuple[int, int]:
+        """(first, last) optimizer step of the segment that ends at checkpoint `ckpt`: it trains steps
+        first+1 .. last, from the previous checkpoint's state (step 0 for the first checkpoint)."""
+        if ckpt not in self.names:
+            raise ValueError(f"train: checkpoint {ckpt!r} is not one of this run's {self.names} "
+                             "(train.checkpoints.count)")
+        i = self.names.index(ckpt)
+        return (self.steps[i - 1] if i else 0), self.steps[i]
 
     def rows(self, n_params: int, losses: list[float], **columns) -> list[dict]:
         """One log row per checkpoint: `columns` (e.g. family, size) first, then where it was saved

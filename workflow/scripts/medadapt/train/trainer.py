@@ -1,32 +1,50 @@
-"""Continual pre-training (CPT): one epoch of full-parameter causal-LM training over packed blocks.
+"""Continual pre-training (CPT), one checkpoint segment per job: the `train` stage trains from the
+previous checkpoint's full state to checkpoint k (one epoch over packed blocks in all, log-spaced
+checkpoints) and writes checkpoint k's model.
 
-The transformers Trainer does the optimisation (AdamW, cosine schedule with warmup; the seed's
-Table 1: effective batch 128 sequences, LR 2e-5, weight decay 0.1, warmup ratio 0.1) and, through
-accelerate, DDP or FSDP2 when launched with torchrun (see `medadapt.cluster.Cluster.launch_command`).
-We save the checkpoints ourselves: `train.checkpoints.count` full models (weights + tokenizer with
-chat template, loadable by vLLM, lm-eval and mergekit) at log-spaced optimizer steps, each written
-atomically by rank 0.
+The transformers Trainer does the optimisation (AdamW, cosine schedule with warmup over the whole
+epoch: `max_steps` is the epoch's, a segment only stops early; the seed's Table 1: effective batch
+128 sequences, LR 2e-5, weight decay 0.1, warmup ratio 0.1) and, through accelerate, DDP or FSDP
+when launched with torchrun (see `medadapt.cluster.Cluster.launch_command`). Its own checkpoint
+format is the training state (weights, optimizer, scheduler, RNG states, trainer state with the
+data position and the log history) and `resume_from_checkpoint` restores it exactly, skipping the
+batches already seen. `medadapt.train.state` keeps those states outside the job's declared outputs;
+see docs/ARCHITECTURE.md ("Training and checkpoints") for why.
 
-The run is resolved into a `medadapt.train.plan.Plan` before the model is loaded, so configuration
-errors surface in seconds; resuming (a later issue) slots in as: skip the plan's checkpoints that
-already exist and pass `resume_from_checkpoint` to `trainer.train`.
+A segment saves the state at its last step, every `train.state.save_every_steps` steps, every
+`save_every_minutes` minutes, and when it gets a stop signal (SIGURG: the Slurm profiles' warning
+before the time limit; SIGUSR1; SIGTERM: preemption, scancel, Snakemake stopping), after which it
+exits with an error so that the retry (or the next run) resumes from that state.
 """
 from __future__ import annotations
 
 import inspect
 import json
 import os
-import shutil
+import signal
+import time
 from dataclasses import asdict
 from pathlib import Path
 
 from transformers import TrainerCallback
 
-from medadapt.io import write_json, write_table
+from medadapt.cluster import GPU_CPUS_ENV
 from medadapt.runtime import software_versions
-from medadapt.train.compute import non_embedding_params, train_flops
+from medadapt.train import state as states
+from medadapt.train.compute import non_embedding_params
 from medadapt.train.pack import read_stats
 from medadapt.train.plan import Plan, fsdp_arguments, make_plan, window_mean_loss
+from medadapt.train.records import RECORD, read_record
+
+# Stop signals: save the state at the end of the current optimizer step, then exit. SIGURG is ignored
+# by default by every other process of a Slurm job step (Snakemake, the shell, torchrun, apptainer),
+# so the profiles' `--signal=URG@...` reaches only the training workers; SIGUSR1 is the usual choice
+# where the workers are the step's only processes.
+STOP_SIGNALS = ("SIGURG", "SIGUSR1", "SIGTERM")
+
+
+class TrainingInterrupted(RuntimeError):
+    """A stop signal ended the segment early; its state is saved and a rerun resumes from it."""
 
 
 def collate_blocks(features: list[dict]) -> dict:
@@ -37,66 +55,96 @@ def collate_blocks(features: list[dict]) -> dict:
     return {"input_ids": ids, "labels": ids.clone()}
 
 
-def cast_saved_weights(model_dir: Path, dtype: str) -> None:
-    """Rewrite a saved model's floating-point weights in `dtype` (bf16 runs: half the disk, and raw
-    checkpoints then match the precision of the merged ones they are compared with)."""
-    import torch
-    from safetensors.torch import load_file, save_file
+class StopFlag:
+    """Set by a stop signal; read at the end of each optimizer step (a handler must not save)."""
 
-    target = getattr(torch, dtype)
-    for f in sorted(model_dir.glob("*.safetensors")):
-        tensors = {k: v.to(target) if v.is_floating_point() else v for k, v in load_file(f).items()}
-        save_file(tensors, f, metadata={"format": "pt"})
-    cfg_path = model_dir / "config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg["dtype" if "dtype" in cfg else "torch_dtype"] = dtype
-    cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
+    def __init__(self):
+        self.signal: str | None = None
+        self._previous: dict[int, object] = {}
 
+    def install(self) -> None:
+        for name in STOP_SIGNALS:
+            sig = getattr(signal, name)
+            self._previous[sig] = signal.signal(sig, self._handle)
 
-def save_checkpoint(trainer, out_dir: str, use_cache: bool = True, save_dtype: str | None = None) -> None:
-    """Save the full model + tokenizer into `out_dir` atomically (every rank joins, rank 0 writes).
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
 
-    Not `medadapt.io.atomic_path`: its temporary name is random per process, while every rank must
-    call `save_model` (FSDP gathers the shards collectively) with the same directory.
-    """
-    target = Path(out_dir)
-    tmp = target.with_name(f".{target.name}.partial")
-    main = trainer.is_world_process_zero()
-    if main:
-        shutil.rmtree(tmp, ignore_errors=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
-    trainer.accelerator.wait_for_everyone()
-    config = trainer.accelerator.unwrap_model(trainer.model).config
-    training_cache, config.use_cache = config.use_cache, use_cache  # a saved model is for inference
-    try:
-        trainer.save_model(str(tmp))  # gathers FSDP shards on all ranks; writes on rank 0
-    finally:
-        config.use_cache = training_cache
-    if main:
-        (tmp / "training_args.bin").unlink(missing_ok=True)
-        if save_dtype:
-            cast_saved_weights(tmp, save_dtype)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    trainer.accelerator.wait_for_everyone()
+    def _handle(self, signum, frame) -> None:
+        # A repeated signal changes nothing: Slurm and torchrun both pass SIGTERM on (scancel), and
+        # both follow it with SIGKILL after their grace time when the save takes longer.
+        name = signal.Signals(signum).name
+        self.signal = self.signal or name
+        print(f"[train] {name}: saving the training state at the end of this step, then stopping", flush=True)
 
 
-class SaveAtSteps(TrainerCallback):
-    """Trainer callback: save a model at each scheduled optimizer step."""
+class SegmentControl(TrainerCallback):
+    """Stops the Trainer at the segment's last step, asks it for a state save there, every N steps,
+    every M minutes and on a stop signal, and publishes each saved state (`medadapt.train.state`)."""
 
-    def __init__(self, targets: dict[int, str], use_cache: bool = True, save_dtype: str | None = None):
-        self.targets, self.use_cache, self.save_dtype = targets, use_cache, save_dtype
-        self.trainer = None  # set after the Trainer exists (it needs the callback first)
-        self.saved: dict[int, str] = {}
+    def __init__(self, stop: int, state_dir: Path, run: str, every_steps: int, every_minutes: float, keep: int):
+        self.stop, self.state_dir, self.run = stop, state_dir, run
+        self.every_steps, self.every_seconds, self.keep = every_steps, every_minutes * 60, keep
+        self.flag = StopFlag()
+        self.trainer = None  # set once the Trainer exists (it needs its callbacks first)
+        self.last_save = time.monotonic()
+        self.saved: list[int] = []
+        self.reason = ""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.flag.install()
+        self.last_save = time.monotonic()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.flag.restore()
 
     def on_step_end(self, args, state, control, **kwargs):
-        out = self.targets.get(state.global_step)
-        if out is not None:
-            save_checkpoint(self.trainer, out, self.use_cache, self.save_dtype)
-            self.saved[state.global_step] = out
-            control.should_log = True  # a loss entry at every checkpoint step (window_mean_loss)
+        step = state.global_step
+        timed = bool(self.every_seconds) and time.monotonic() - self.last_save >= self.every_seconds
+        timed, signalled = _any_rank(args, timed, self.flag.signal is not None)
+        if step >= self.stop or signalled:
+            control.should_training_stop = True
+        every = bool(self.every_steps) and step % self.every_steps == 0
+        if step >= self.stop or signalled or timed or every:
+            self.reason = ("the segment's end" if step >= self.stop else
+                           f"{self.flag.signal or 'a stop signal (on another rank)'}" if signalled else
+                           f"every {self.every_steps} steps" if every else
+                           f"every {self.every_seconds / 60:g} minutes")
+            control.should_save = True
+            # A loss entry at every save, so that the log windows (and window_mean_loss) of a resumed
+            # run are the uninterrupted run's: the loss summed since the last log is not in the state.
+            control.should_log = True
         return control
+
+    def on_save(self, args, state, control, **kwargs):
+        accelerator = self.trainer.accelerator
+        accelerator.wait_for_everyone()  # every rank has written its part (e.g. its RNG state)
+        if self.trainer.is_world_process_zero():
+            saved = self.state_dir / states.STAGING / f"{states.PREFIX}{state.global_step}"
+            target = states.publish(saved, self.state_dir, {"step": state.global_step, "run": self.run,
+                                                             "saved_at": time.time()})
+            states.rotate(self.state_dir, self.keep, protect=target)
+            print(f"[train] state saved at step {state.global_step} ({self.reason}): {target}", flush=True)
+            states.journal(self.state_dir, f"state saved at step {state.global_step} ({self.reason})")
+        accelerator.wait_for_everyone()
+        self.last_save = time.monotonic()
+        self.saved.append(state.global_step)
+        return control
+
+
+def _any_rank(args, *flags: bool) -> tuple[bool, ...]:
+    """Each flag, true if it is true on any rank: every rank must save and stop at the same step
+    (saves are collective), though signals and clocks reach the ranks at different times."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return flags
+    t = torch.tensor([float(f) for f in flags], device=args.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return tuple(bool(v) for v in t.tolist())
 
 
 def load_model(model_dir: str, attn_implementation: str | None):
@@ -113,7 +161,8 @@ def load_model(model_dir: str, attn_implementation: str | None):
 
 
 def training_arguments(train: dict, plan: Plan, seed: int, per_device_batch_size: int, work_dir: Path, gpu: bool):
-    """TrainingArguments from the resolved `train` config block and the plan."""
+    """TrainingArguments from the resolved `train` config block and the plan. The Trainer saves only
+    when `SegmentControl` asks it to, into `work_dir` (the state directory's staging area)."""
     from transformers import TrainingArguments
 
     params = inspect.signature(TrainingArguments.__init__).parameters
@@ -132,76 +181,143 @@ def training_arguments(train: dict, plan: Plan, seed: int, per_device_batch_size
         dataloader_num_workers=train["dataloader_num_workers"], dataloader_drop_last=True,
         logging_steps=train["logging_steps"], logging_first_step=True, disable_tqdm=True,
         dataloader_pin_memory=gpu, use_cpu=not gpu,
-        save_strategy="no", report_to=[], ddp_find_unused_parameters=False, **warmup, **extra)
+        save_strategy="no", save_total_limit=None, report_to=[], ddp_find_unused_parameters=False,
+        **warmup, **extra)
 
 
-def world_size() -> int:
-    """Processes of this run, as torchrun tells each worker (1 without a launcher)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+def bind_gpu_cpus() -> list[int] | None:
+    """Pin this worker to the CPU cores of its GPU (LUMI-G: each GCD has its own CCD), when the launch
+    command exported the platform's `gpu_cpus`; returns the cores, or None without binding."""
+    table = os.environ.get(GPU_CPUS_ENV, "").split()
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if local >= len(table):
+        return None
+    cores = [c for part in table[local].split(",")
+             for c in (range(int(part.split("-")[0]), int(part.split("-")[-1]) + 1))]
+    os.sched_setaffinity(0, cores)
+    return cores
 
 
-def train(model: str, packed: str, ckpts: list[str], log_csv: str, train: dict, seed: int,
-          per_device_batch_size: int, family: str, size: str) -> dict:
-    """CPT of `model` on the `packed` dataset: checkpoint i goes to ckpts[i], one row per checkpoint to
-    `log_csv` (family, size, ckpt, step, fraction, tokens, flops, train_loss).
+def run_fingerprint(train: dict, seed: int, per_device_batch_size: int, plan: Plan, stats: dict, model: str) -> str:
+    """What makes two runs the same trajectory (the state-saving knobs do not)."""
+    hp = {k: v for k, v in train.items() if k not in ("state", "logging_steps", "dataloader_num_workers")}
+    return states.fingerprint(train=hp, seed=seed, per_device_batch_size=per_device_batch_size, plan=asdict(plan),
+                              data=stats, model=str(Path(model).resolve()))
 
-    `train` is the resolved `train:` config block; `per_device_batch_size` the family/size's value
-    (it overrides train.per_device_batch_size). Also writes `<log_csv>.history.json` (the Trainer's
-    log history, the plan and the config it ran with).
+
+def _check_previous(previous: str, run: str, first: int) -> None:
+    """The previous checkpoint must be this run's, at this segment's first step."""
+    record = read_record(previous)
+    if record["run"] != run or record["step"] != first:
+        raise RuntimeError(
+            f"{previous}: trained by another run (fingerprint {record['run']} at step {record['step']}; this "
+            f"segment is run {run} from step {first}): the data, hyper-parameters or world size changed "
+            "since. Retrain every checkpoint of this run (snakemake --forcerun train) or restore the config.")
+
+
+def train(model: str, packed: str, previous: str | None, out_dir: str, state_dir: str, ckpt: str, train: dict,
+          seed: int, per_device_batch_size: int, world_size: int, device: str, family: str, size: str) -> dict:
+    """One segment of the CPT of `model` on the `packed` dataset: train from the state at the previous
+    checkpoint (`previous`, None for the first) to checkpoint `ckpt` and write its model to `out_dir`
+    with `out_dir/training.json` (its log row - family, size, ckpt, step, fraction, tokens, flops,
+    train_loss - and the segment's log history). Training states live in `state_dir`.
+
+    `train` is the resolved `train:` block; `per_device_batch_size` the family/size's value (it
+    overrides train.per_device_batch_size); `world_size` the processes the workflow launched;
+    `device` "cuda" (GPUs: ROCm reports as cuda too) or "cpu".
     """
-    import torch
     from datasets import load_from_disk
     from transformers import AutoTokenizer, Trainer
 
+    started = time.time()
     stats = read_stats(packed)
     dataset = load_from_disk(packed)
     if train["seq_len"] != int(stats["seq_len"]):
         raise ValueError(f"{packed}: packed with seq_len {stats['seq_len']}, train.seq_len is {train['seq_len']}")
-    plan = make_plan(len(dataset), int(stats["seq_len"]), world_size(), train["effective_batch_size"],
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != world_size:
+        raise RuntimeError(f"train: the workflow planned {world_size} processes but {launched} were launched")
+    plan = make_plan(len(dataset), int(stats["seq_len"]), world_size, train["effective_batch_size"],
                      per_device_batch_size, train["checkpoints"], packed)
-    targets = plan.targets(ckpts)
+    first, stop = plan.segment(ckpt)
     sharded = bool(fsdp_arguments(train["fsdp"], train["fsdp_config"], plan.world_size))  # errors before loading
-
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    lm = load_model(model, train["attn_implementation"])
-    vocab = lm.get_input_embeddings().num_embeddings
-    if int(stats.get("vocab_size", 0)) > vocab:
-        raise ValueError(f"{packed}: packed with a {stats['vocab_size']}-token tokenizer "
-                         f"({stats.get('tokenizer')}), but {model} embeds only {vocab} tokens")
-    n_params = non_embedding_params(lm)  # before FSDP shards the parameters
-    gpu = torch.cuda.is_available()  # ROCm builds report through torch.cuda too
+    run = run_fingerprint(train, seed, per_device_batch_size, plan, stats, model)
+    state_root = Path(state_dir)
+    main = int(os.environ.get("RANK", "0")) == 0
+    if previous is not None and main:
+        _check_previous(previous, run, first)
+    if main:
+        for old in states.discard_other_runs(state_root, run):
+            states.journal(state_root, f"{ckpt}: deleted the state at step {old.step} of another run "
+                                       f"(fingerprint {old.record['run']}; this run {run})")
+    resume = states.resume_point(state_root, run, stop)  # other runs' states never qualify
+    if first and (resume is None or resume.step < first):
+        print(f"[train] no training state at step {first} (checkpoint {ckpt}'s start) in {state_root}: "
+              f"recomputing from step {resume.step if resume else 0}", flush=True)
+    gpu = device == "cuda"
     bf16 = train["bf16"] and gpu
     if train["bf16"] and not bf16:
-        print("[train] train.bf16 is set but no GPU is visible: training in float32", flush=True)
+        print("[train] train.bf16 is set but the job computes on the CPU: training in float32", flush=True)
+    cores = bind_gpu_cpus()
+    print(f"[train] {ckpt}: steps {first + 1}..{stop} of {plan.total_steps}, resuming from "
+          f"{resume.path if resume else 'the base model (step 0)'}; cpus {cores or 'unbound'}", flush=True)
 
-    work_dir = Path(log_csv).parent / f".{Path(log_csv).name}.trainer"  # Trainer scratch; resume state later
-    saver = SaveAtSteps(targets, use_cache=bool(lm.config.use_cache), save_dtype="bfloat16" if bf16 else None)
-    args = training_arguments(train, plan, seed, per_device_batch_size, work_dir, gpu)
-    if args.world_size != plan.world_size:
-        raise RuntimeError(f"WORLD_SIZE={plan.world_size} but the Trainer sees {args.world_size} processes")
-    if args.n_gpu > 1:  # the Trainer would fall back to DataParallel and change the effective batch
-        raise RuntimeError(f"{args.n_gpu} GPUs visible to one process: launch one process per GPU "
-                           "(torchrun) or set CUDA_VISIBLE_DEVICES to one GPU")
-    trainer = Trainer(model=lm, args=args, train_dataset=dataset, data_collator=collate_blocks,
-                      processing_class=tokenizer, callbacks=[saver])
-    saver.trainer = trainer
-    print(f"[train] plan: {asdict(plan)}", flush=True)
-    trainer.train()
+    control = None
+    if resume is None or resume.step < stop:
+        tokenizer = AutoTokenizer.from_pretrained(model)
+        lm = load_model(model, train["attn_implementation"])
+        vocab = lm.get_input_embeddings().num_embeddings
+        if int(stats.get("vocab_size", 0)) > vocab:
+            raise ValueError(f"{packed}: packed with a {stats['vocab_size']}-token tokenizer "
+                             f"({stats.get('tokenizer')}), but {model} embeds only {vocab} tokens")
+        args = training_arguments(train, plan, seed, per_device_batch_size, state_root / states.STAGING, gpu)
+        if args.world_size != plan.world_size:
+            raise RuntimeError(f"WORLD_SIZE={plan.world_size} but the Trainer sees {args.world_size} processes")
+        if args.n_gpu > 1:  # the Trainer would fall back to DataParallel and change the effective batch
+            raise RuntimeError(f"{args.n_gpu} GPUs visible to one process: launch one process per GPU "
+                               "(torchrun) or set CUDA_VISIBLE_DEVICES to one GPU")
+        control = SegmentControl(stop, state_root, run, train["state"]["save_every_steps"],
+                                 train["state"]["save_every_minutes"], train["state"]["keep"])
+        trainer = Trainer(model=lm, args=args, train_dataset=dataset, data_collator=collate_blocks,
+                          processing_class=tokenizer, callbacks=[control])
+        control.trainer = trainer
+        if main:
+            states.clear_staging(state_root)
+            states.journal(state_root, f"{ckpt}: steps {first + 1}..{stop}, resuming from step "
+                                       f"{resume.step if resume else 0}")
+        trainer.accelerator.wait_for_everyone()
+        print(f"[train] plan: {asdict(plan)}", flush=True)
+        trainer.train(resume_from_checkpoint=str(resume.path) if resume else None)
+        if control.flag.signal:
+            if main:
+                states.journal(state_root, f"{ckpt}: stopped by {control.flag.signal} at step "
+                                           f"{trainer.state.global_step}")
+            raise TrainingInterrupted(
+                f"train {family}/{size} {ckpt}: stopped by {control.flag.signal} at step "
+                f"{trainer.state.global_step} of {stop}; the training state is saved in {state_root}, "
+                "and the next attempt resumes from it")
+        if not main:  # rank 0 writes the checkpoint; the job ends when every worker has
+            trainer.accelerator.wait_for_everyone()
+            return {"ckpt": ckpt, "step": stop}
+    elif not main:
+        return {"ckpt": ckpt, "step": stop}
 
-    if sorted(saver.saved) != plan.steps:
-        raise RuntimeError(f"train: saved checkpoints at steps {sorted(saver.saved)}, planned {plan.steps}")
-    tokens = plan.tokens(plan.total_steps)
-    summary = {"plan": asdict(plan), "non_embedding_params": n_params, "bf16": bf16,
-               "fsdp": sharded, "tokens": tokens,
-               "flops": train_flops(n_params, tokens)}
-    if trainer.is_world_process_zero():
-        import polars as pl
-
-        history = trainer.state.log_history
-        rows = plan.rows(n_params, window_mean_loss(history, plan.steps), family=family, size=size)
-        write_table(log_csv, pl.DataFrame(rows))
-        write_json(f"{log_csv}.history.json", {
-            "log_history": history, "train": train, "seed": seed, "per_device_batch_size": per_device_batch_size,
-            "model": str(model), "packed": str(packed), "versions": software_versions(), **summary})
-        shutil.rmtree(work_dir, ignore_errors=True)
-    return summary
+    final = states.resume_point(state_root, run, stop)
+    if final is None or final.step != stop:
+        raise RuntimeError(f"train {family}/{size} {ckpt}: no training state at step {stop} after training")
+    history = json.loads((final.path / "trainer_state.json").read_text())["log_history"]
+    n_params = non_embedding_params(model)
+    row = plan.rows(n_params, window_mean_loss(history, plan.steps), family=family, size=size)[plan.names.index(ckpt)]
+    record = {**row, "first_step": first, "resumed_from_step": resume.step if resume else 0,
+              "run": run, "plan": asdict(plan), "non_embedding_params": n_params, "bf16": bf16,
+              "fsdp": sharded, "world_size": world_size, "seed": seed,
+              "per_device_batch_size": per_device_batch_size, "train": train, "model": str(model),
+              "packed": str(packed), "versions": software_versions(),
+              "seconds": round(time.time() - started, 2), "state_saves": control.saved if control else [],
+              "log_history": [h for h in history if first < int(h.get("step", 0)) <= stop]}
+    states.export_model(final, out_dir, save_dtype="bfloat16" if bf16 else None, record={RECORD: record})
+    if control:
+        control.trainer.accelerator.wait_for_everyone()
+    print(f"[train] {ckpt} written: {out_dir} (step {stop}, {row['tokens']} tokens)", flush=True)
+    states.journal(state_root, f"{ckpt}: written at step {stop}")
+    return {k: record[k] for k in ("ckpt", "step", "tokens", "flops", "train_loss", "resumed_from_step")}

@@ -1,0 +1,86 @@
+"""The job graph of the demo (`snakemake --dag`): checkpoint k's merge and MCQA depend only on the
+training segments up to checkpoint k, so on a cluster they run while later segments train; the
+segments form a chain; `snakemake -n --profile profiles/lumi` works where no Slurm is installed."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SMK = [sys.executable, "-m", "snakemake"]
+# Slurm's client commands: hidden from PATH to stand for a machine without Slurm
+SLURM_COMMANDS = {"sacct", "sacctmgr", "salloc", "sattach", "sbatch", "sbcast", "scancel", "scontrol", "scrontab",
+                  "sdiag", "sinfo", "sprio", "squeue", "sreport", "srun", "sshare", "sstat", "strigger", "sview"}
+
+
+def _snakemake(*args, results, env=None):
+    proc = subprocess.run([*SMK, *args, "--config", f"results={results}"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def jobs_for(target: str, tmp_path) -> list[tuple[str, dict]]:
+    """(rule, wildcards) of every job the demo needs to build `target` from nothing (a dry run)."""
+    out = _snakemake("--configfile", "config/demo.yaml", "-n", f"{tmp_path}/results/{target}",
+                     results=tmp_path / "results").stdout
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        head = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if head:
+            found = re.search(r"^\s*wildcards: (.*)$", block, flags=re.M)
+            pairs = found.group(1).split(", ") if found else []
+            jobs.append((head.group(1), dict(p.split("=", 1) for p in pairs)))
+    return jobs
+
+
+@pytest.mark.parametrize("target", ["mcqa/tiny/s/c01.json", "mcqa/tiny/s/raw-c01.json", "models/tiny/s/c01"])
+def test_checkpoint_1_is_merged_and_evaluated_after_its_own_segment_only(target, tmp_path):
+    jobs = jobs_for(target, tmp_path)
+    assert [w["ckpt"] for r, w in jobs if r == "train"] == ["c01"]
+    if target != "mcqa/tiny/s/raw-c01.json":
+        assert [w["ckpt"] for r, w in jobs if r == "merge"] == ["c01"]
+
+
+def test_segments_form_a_chain(tmp_path):
+    """Checkpoint 2 needs segments 1 and 2; the run's log needs all three, each after the one before."""
+    assert sorted(w["ckpt"] for r, w in jobs_for("mcqa/tiny/m/c02.json", tmp_path) if r == "train") == ["c01", "c02"]
+    dot = _snakemake("--configfile", "config/demo.yaml", "--dag", "dot", f"{tmp_path}/results/train/tiny/s/checkpoints.csv",
+                     results=tmp_path / "results").stdout
+    node = {n: label for n, label in re.findall(r'^\s*(\d+)\[label = "([^"]*)"', dot, flags=re.M)}
+    edges = {(node[a], node[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)", dot, flags=re.M)}
+    segments = {label for label in node.values() if label.startswith("train\\n")}
+    assert segments == {"train\\nckpt: c01", "train\\nckpt: c02", "train\\nckpt: c03"}
+    chain = {(a, b) for a, b in edges if a in segments and b in segments}
+    assert chain == {("train\\nckpt: c01", "train\\nckpt: c02"), ("train\\nckpt: c02", "train\\nckpt: c03")}
+    assert {a for a, b in edges if b == "train_log"} == segments
+
+
+def test_lumi_profile_dry_run_without_slurm(tmp_path):
+    """`snakemake -n --profile profiles/lumi` on a machine with no Slurm commands (and no account set).
+    The profile's apptainer deployment makes Snakemake look for the `apptainer` command even in a dry
+    run (LUMI's login nodes have it); a stub that only tells its version stands in for it here."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for d in os.environ["PATH"].split(os.pathsep):
+        for exe in Path(d).glob("*") if Path(d).is_dir() else []:
+            if exe.name not in SLURM_COMMANDS and not (bin_dir / exe.name).exists() and os.access(exe, os.X_OK):
+                (bin_dir / exe.name).symlink_to(exe)
+    if not (bin_dir / "apptainer").exists():
+        (bin_dir / "apptainer").write_text('#!/bin/sh\n[ "$1" = --version ] && echo "apptainer version 1.3.4" '
+                                           '&& exit 0\necho "stub: $*" >&2; exit 1\n')
+        (bin_dir / "apptainer").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("SBATCH_ACCOUNT", "SLURM_CONF")} | {"PATH": str(bin_dir)}
+    probe = subprocess.run(["bash", "-c", "command -v sbatch srun squeue || echo none"], capture_output=True,
+                           text=True, env=env)
+    assert probe.stdout.strip() == "none"
+    out = _snakemake("-n", "--profile", "profiles/lumi", "--quiet", "rules", results=tmp_path / "results",
+                     env=env).stdout
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M))
+    # the paper grid: 8 runs x 18 segments, each run's log gathered once
+    assert (counts["train"], counts["train_log"], counts["merge"]) == ("144", "8", "144")
