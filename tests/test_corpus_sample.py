@@ -120,7 +120,7 @@ def test_unknown_validation_id_names_file(tmp_path, shards):
     with pytest.raises(ValueError, match=r"human\.jsonl: 1 validation id\(s\) not found.*'nope'"):
         stratified_sample(shards, 5, 0, str(vfile), str(tmp_path / "s.parquet"))
     vfile.write_text('{"id": "a1", "label": "yes"}\n')
-    with pytest.raises(ValueError, match=r"human\.jsonl: record 1 \(id a1\): label must be"):
+    with pytest.raises(ValueError, match=r"human\.jsonl: record 1 \(id a1\): label of human must be"):
         stratified_sample(shards, 5, 0, str(vfile), str(tmp_path / "s.parquet"))
     assert not (tmp_path / "s.parquet").exists()
 
