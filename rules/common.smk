@@ -127,7 +127,9 @@ def all_shard_names(wc=None):
 
 def shard_groups():
     """{group: [shard names]}: the shards one classify / stats job takes."""
-    return group_shards(all_shard_names(), config["corpus"]["classify"]["shards_per_job"])
+    return group_shards(
+        all_shard_names(), config["corpus"]["classify"]["shards_per_job"]
+    )
 
 
 def group_shard_names(wc):
@@ -149,6 +151,8 @@ def all_shard_stats(wc=None):
 
 # Scores of finished shards, kept outside every declared output so a failed group job keeps them.
 CLASSIFY_PARTS = f"{R}/corpus/classify-parts"
+
+
 def family_tokenizer(family):
     """A family's tokenizer: that of its first adapted model (pack uses it; so do corpus stats)."""
     return model_dir(family, GRID.adapted(family)[0], "base")

@@ -24,9 +24,12 @@ SKIP_COLUMNS = [f"docs_skipped_{r}" for r in SKIP_REASONS]
 
 
 def score_histogram(scores) -> np.ndarray:
-    """Counts per bin [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0] (1.0 falls in the last bin)."""
-    s = np.asarray(scores, dtype=np.float64)
-    return np.bincount(np.minimum((s * N_BINS).astype(np.int64), N_BINS - 1), minlength=N_BINS)
+    """Counts per bin [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0] (1.0 falls in the last bin).
+
+    Computed in float32, the scores' own precision, so that a stored 0.7 (0.69999999 as float32,
+    which `score >= 0.7` also counts as 0.7) lands in [0.7, 0.8)."""
+    s = np.asarray(scores, dtype=np.float32) * np.float32(N_BINS)
+    return np.bincount(np.minimum(s.astype(np.int64), N_BINS - 1), minlength=N_BINS)
 
 
 def load_tokenizers(tokenizers: list[str], families: list[str]) -> dict:
