@@ -93,7 +93,7 @@ def synthetic_docs(tokenizer, n: int, seed: int) -> tuple[list[str], np.ndarray]
                 i = int(rng.integers(len(words)))
                 picks.append(words[i])
                 total += cost[i]
-            total = len(tokenizer(" ".join(picks))["input_ids"])
+            total = len(tokenizer.backend_tokenizer.encode(" ".join(picks)).ids)  # untruncated, with <s> </s>
         texts.append(" ".join(picks))
     return texts, targets
 
@@ -166,7 +166,7 @@ def projection(docs_per_s: float, threads: int, mfu: float, flops_per_doc: dict[
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--docs", type=int, default=500)
-    ap.add_argument("--chunks", type=int, default=4, help="ABBA-alternated chunks of documents")
+    ap.add_argument("--chunks", type=int, default=2, help="ABBA-alternated chunks of documents")
     ap.add_argument("--config", default=str(ROOT / "config" / "config.yaml"))
     ap.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     ap.add_argument("--seed", type=int, default=0)
@@ -177,7 +177,9 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     if args.threads:
         torch.set_num_threads(args.threads)
     from medadapt.config import resolve_block
