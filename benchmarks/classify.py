@@ -23,6 +23,8 @@ from the demo corpus; the tokenizer is a BPE trained on that text (the real Sent
 is not available offline; tokenisation is a small share of the cost either way).
 
 --sweep (for a machine with a GPU): ours only, over batch-token budgets and windows, as a table.
+--shapes: forward passes of fixed batch shapes (documents × tokens, no padding), best of --repeat,
+as a share of the GEMM rate: how the encoder's efficiency depends on the tokens per batch.
 """
 from __future__ import annotations
 
@@ -173,6 +175,8 @@ def main() -> None:
     ap.add_argument("--sweep", action="store_true", help="ours only, over --batch-tokens × --windows")
     ap.add_argument("--batch-tokens", type=int, nargs="+", default=[4096, 8192, 16384, 32768, 65536])
     ap.add_argument("--windows", type=int, nargs="+", default=[512, 4096])
+    ap.add_argument("--shapes", action="store_true", help="efficiency of fixed batch shapes (see above)")
+    ap.add_argument("--repeat", type=int, default=4, help="--shapes: passes per shape (best counts)")
     ap.add_argument("--json", help="also write the results as JSON here")
     args = ap.parse_args()
 
@@ -207,6 +211,9 @@ def main() -> None:
               f"truncated to {settings['max_length']}; encoder parameters {n_params / 1e6:.1f}M")
         shard = write_shard(work / "all.parquet", texts, 0)
         peaks = [gemm_rate(device)]
+        if args.shapes:
+            shapes(model, n_params, layers, hidden, args.repeat, peaks)
+            return
         if args.sweep:
             sweep(model, tokenizer, positive, shard, work, settings, args, lengths, useful, peaks)
             return
@@ -262,6 +269,27 @@ def report(res: dict) -> None:
         print(f"  {p['length mix']:>16s}: {p['cpu_core_hours']:12,.0f} CPU core-hours (this machine's cores); "
               f"H100 bf16 at {H100_BF16_DENSE / 1e12:.0f} TFLOP/s: {p['h100_hours_at_cpu_mfu']:8,.1f} GPU-hours at the "
               f"measured MFU, {p['h100_hours_at_100pct']:6,.1f} at 100 %")
+
+
+def shapes(model, n_params: int, layers: int, hidden: int, repeat: int, peaks: list[float]) -> None:
+    import torch
+
+    device = next(model.parameters()).device
+    sizes = [(1, 512), (4, 512), (8, 512), (16, 512), (32, 512), (64, 512), (32, 128), (64, 128), (128, 128)]
+    best = dict.fromkeys(sizes, math.inf)
+    for _ in range(repeat):  # round robin, so a busy spell of the machine hits every shape alike
+        for b, n in sizes:
+            ids = torch.randint(5, 1000, (b, n), device=device)
+            with torch.inference_mode():
+                t = time.perf_counter()
+                model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits.cpu()
+                best[(b, n)] = min(best[(b, n)], time.perf_counter() - t)
+        peaks.append(gemm_rate(device.type))
+    peak = max(peaks)
+    print(f"GEMM rate (best): {peak / 1e9:.1f} GFLOP/s")
+    print(f"{'docs':>5s} {'tokens':>7s} {'per batch':>10s} {'seconds':>8s} {'of GEMM rate':>13s}")
+    for (b, n), dt in best.items():
+        print(f"{b:5d} {n:7d} {b * n:10d} {dt:8.2f} {forward_flops([n] * b, n_params, layers, hidden) / dt / peak:13.0%}")
 
 
 def sweep(model, tokenizer, positive, shard, work, settings, args, lengths, useful, peaks) -> None:

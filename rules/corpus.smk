@@ -107,7 +107,7 @@ rule corpus_classify:
 
 
 # Per-shard statistics (tokens per family, score bins), beside classification and as parallel.
-rule corpus_stats:
+rule corpus_shard_stats:
     input:
         shards=group_shard_paths,
         scores=f"{R}/corpus/scores/group-{{group}}",
@@ -115,7 +115,7 @@ rule corpus_stats:
     output:
         out=f"{R}/corpus/stats/group-{{group}}.parquet",
     log:
-        log("corpus/stats/group-{group}"),
+        log("corpus/shard_stats/group-{group}"),
     wildcard_constraints:
         group=r"\d+",
     conda:

@@ -153,6 +153,6 @@ def test_filter_errors_name_the_file(tmp_path, corpus, tokenizers):
     with pytest.raises(ValueError, match=r"shard-b\.parquet: score presence does not match.*\['b3'\]"):
         filter_corpus(shards, names, groups, *args)
     _scores(g0 / "shard-b.parquet", ["b0", "b1", "b2", "b3"], [0.95, 0.5, 0.6, None])  # b2 now above
-    with pytest.raises(ValueError, match=r"statistics of shard 'shard-b'.*stale corpus_stats"):
+    with pytest.raises(ValueError, match=r"statistics of shard 'shard-b'.*stale corpus_shard_stats"):
         filter_corpus(shards, names, groups, *args)
     assert not (tmp_path / "o.parquet").exists() and not (tmp_path / "s.csv").exists()

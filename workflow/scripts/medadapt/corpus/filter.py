@@ -87,7 +87,7 @@ def filter_corpus(shards: list[str], names: list[str], scores: list[str], stats:
             if (st["docs"], st["docs_above"]) != (n_docs, n_above):
                 raise ValueError(f"statistics of shard '{name}' ({st['docs']} docs, {st['docs_above']} above "
                                  f"the threshold) do not match its scores ({n_docs}, {n_above}): "
-                                 "stale corpus_stats output?")
+                                 "stale corpus_shard_stats output?")
             table.append(_table_row(name, st, dup, families, threshold))
     per_shard = pl.DataFrame(table)
     sums = per_shard.drop("shard", "kept_fraction", "threshold").sum()

@@ -72,7 +72,7 @@ def _shard_row(shard: str, name: str, score_path: str, toks: dict, threshold: fl
 def shard_stats(shards: list[str], names: list[str], scores: list[str], tokenizers: list[str],
                 families: list[str], threshold: float, out: str, threads: int = 1,
                 batch_size: int = 10_000) -> dict:
-    """Stage `corpus_stats`: write `out` (parquet, one row per shard of the group)."""
+    """Stage `corpus_shard_stats`: write `out` (parquet, one row per shard of the group)."""
     if threads > 1:  # this job tokenises whole documents: use its cores (rayon) for that
         os.environ["TOKENIZERS_PARALLELISM"] = "true"
         os.environ["RAYON_RS_NUM_CPUS"] = str(threads)
@@ -83,7 +83,7 @@ def shard_stats(shards: list[str], names: list[str], scores: list[str], tokenize
         rows.append(_shard_row(shard, name, score_file_of(files, name), toks, threshold, batch_size))
         print(f"[stats] {name}: {rows[-1]}", flush=True)
     if not rows:
-        raise ValueError("corpus_stats: no shards given")
+        raise ValueError("corpus_shard_stats: no shards given")
     table = pl.DataFrame(rows)
     write_table(out, table)
     return {"shards": len(rows), "docs": int(table["docs"].sum())}
