@@ -127,3 +127,14 @@ def _dict_export(tmp_path) -> str:
     path = tmp_path / "dict.json"
     path.write_text('{"id": 1, "data": {}}')
     return str(path)
+
+
+def test_cli_usage_errors(tmp_path, sample):
+    from medadapt.cli import UsageError
+
+    with pytest.raises(UsageError, match=r"nope\.json does not exist"):
+        run_cli(["labelstudio", "import", str(tmp_path / "nope.json"), "--out", str(tmp_path / "v.jsonl")])
+    with pytest.raises(UsageError, match="--n must be at least 1"):
+        run_cli(["labelstudio", "export", sample, "--out", str(tmp_path / "t.json"), "--n", "0"])
+    with pytest.raises(ValueError, match=r"9 documents requested but the sample has 5"):
+        run_cli(["labelstudio", "export", sample, "--out", str(tmp_path / "t.json"), "--n", "9"])

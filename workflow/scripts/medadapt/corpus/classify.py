@@ -27,7 +27,7 @@ import queue
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -100,7 +100,6 @@ class _Window:
     scored: np.ndarray  # row positions (in the window) of documents that were scored
     tokens: int = 0
     padded: int = 0
-    parts: list = field(default_factory=list)  # (positions into `scored`, probabilities)
 
 
 def _prepare(windows: Iterator[pl.DataFrame], tokenizer, max_length: int, batch_tokens: int,
