@@ -7,6 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 from medadapt.cluster import Cluster, select_platforms  # noqa: E402
+from medadapt.corpus.shards import group_shards  # noqa: E402
 from medadapt.config import (
     ConfigError,
     Grid,
@@ -138,6 +139,54 @@ def shard_paths(wc=None):
         return json.load(fh)
 
 
+def all_shard_paths(wc=None):
+    return list(shard_paths().values())
+
+
+def all_shard_names(wc=None):
+    return list(shard_paths())
+
+
+def shard_groups():
+    """{group: [shard names]}: the shards one classify / stats job takes."""
+    return group_shards(
+        all_shard_names(), config["corpus"]["classify"]["shards_per_job"]
+    )
+
+
+def group_shard_names(wc):
+    return shard_groups()[wc.group]
+
+
+def group_shard_paths(wc):
+    paths = shard_paths()
+    return [paths[name] for name in group_shard_names(wc)]
+
+
+def all_scores(wc=None):
+    return [f"{R}/corpus/scores/group-{g}" for g in shard_groups()]
+
+
+def all_shard_stats(wc=None):
+    return [f"{R}/corpus/stats/group-{g}.parquet" for g in shard_groups()]
+
+
+# Scores of finished shards, kept outside every declared output so a failed group job keeps them.
+CLASSIFY_PARTS = f"{R}/corpus/classify-parts"
+
+
+def family_tokenizer(family):
+    """A family's tokenizer: that of its first adapted model (pack uses it; so do corpus stats)."""
+    return model_dir(family, GRID.adapted(family)[0], "base")
+
+
+FAMILY_TOKENIZERS = [family_tokenizer(f) for f in GRID.families()]
+CORPUS_TARGETS = [
+    f"{R}/tables/corpus_validation.csv",
+    f"{R}/corpus/labelstudio/tasks.json",
+]
+
+
 def annotator_model(wc):
     m = config["corpus"]["annotator"]["model"]
     return [] if isinstance(m, str) else [f"{R}/models/aux/annotator"]
@@ -155,10 +204,6 @@ ANNOTATIONS = expand(
 )
 
 
-def all_scores(wc):
-    return [f"{R}/corpus/scores/{name}.parquet" for name in shard_paths()]
-
-
 # --- training -----------------------------------------------------------------------------------
 def corpus_file(wc):
     """FineMed-de: built here, or by another run of a grid split across clusters."""
@@ -167,7 +212,7 @@ def corpus_file(wc):
 
 def pack_tokenizer(wc):
     """A family is packed once, with the tokenizer of its first adapted model."""
-    return model_dir(wc.family, GRID.adapted(wc.family)[0], "base")
+    return family_tokenizer(wc.family)
 
 
 def previous_checkpoint(wc):
@@ -366,3 +411,4 @@ REPORT_TARGETS = (
         *FAILURE_FIGURES,
     ]
 )
+from medadapt.corpus.shards import group_shards  # noqa: E402

@@ -82,31 +82,67 @@ rule corpus_classifier:
         ENTRY
 
 
+# Shards are scored in groups of corpus.classify.shards_per_job (one job per group), so a cluster
+# sees hundreds of jobs rather than one per shard. Finished shards are kept outside the outputs (in
+# parts_dir), so a failed group job loses nothing that finished, and its rerun skips those shards.
 rule corpus_classify:
     input:
-        shard=lambda wc: shard_paths()[wc.shard],
+        shards=group_shard_paths,
         model_dir=f"{R}/corpus/classifier",
     output:
-        out=f"{R}/corpus/scores/{{shard}}.parquet",
+        out_dir=directory(f"{R}/corpus/scores/group-{{group}}"),
     log:
-        log("corpus/classify/{shard}"),
+        log("corpus/classify/group-{group}"),
+    wildcard_constraints:
+        group=r"\d+",
     conda:
         "../envs/train.yaml"
-    threads: 1
+    threads: CLUSTER.corpus_threads(1)
     resources:
         **CLUSTER.corpus_resources(1),
         runtime=240,
     params:
-        batch_size=config["corpus"]["classify"]["batch_size"],
+        names=group_shard_names,
+        parts_dir=CLASSIFY_PARTS,
         max_length=config["corpus"]["classify"]["max_length"],
+        batch_tokens=config["corpus"]["classify"]["batch_tokens"],
+        window=config["corpus"]["classify"]["window"],
+    script:
+        ENTRY
+
+
+# Per-shard statistics (tokens per family, score bins), beside classification and as parallel.
+rule corpus_shard_stats:
+    input:
+        shards=group_shard_paths,
+        scores=f"{R}/corpus/scores/group-{{group}}",
+        tokenizers=FAMILY_TOKENIZERS,
+    output:
+        out=f"{R}/corpus/stats/group-{{group}}.parquet",
+    log:
+        log("corpus/shard_stats/group-{group}"),
+    wildcard_constraints:
+        group=r"\d+",
+    conda:
+        "../envs/data.yaml"
+    threads: CLUSTER.corpus_threads(0)
+    resources:
+        **CLUSTER.corpus_resources(0),
+        runtime=240,
+    params:
+        names=group_shard_names,
+        families=GRID.families(),
+        threshold=config["corpus"]["threshold"],
     script:
         ENTRY
 
 
 rule corpus_filter:
     input:
-        shards=lambda wc: list(shard_paths().values()),
+        shards=all_shard_paths,
         scores=all_scores,
+        stats=all_shard_stats,
+        tokenizers=FAMILY_TOKENIZERS,
     output:
         out=f"{R}/corpus/finemed.parquet",
         stats_out=report(
@@ -119,6 +155,8 @@ rule corpus_filter:
     conda:
         "../envs/data.yaml"
     params:
+        names=all_shard_names,
+        families=GRID.families(),
         threshold=config["corpus"]["threshold"],
     script:
         ENTRY
@@ -129,18 +167,46 @@ rule corpus_validate:
         sample=f"{R}/corpus/sample.parquet",
         annotations=ANNOTATIONS,
         scores=all_scores,
+        classifier_dir=f"{R}/corpus/classifier",
     output:
         out=report(
             f"{R}/tables/corpus_validation.csv",
             caption="../workflow/report/corpus_validation.rst",
             category="Corpus",
         ),
+        agreement_out=report(
+            f"{R}/tables/corpus_agreement.csv",
+            caption="../workflow/report/corpus_agreement.rst",
+            category="Corpus",
+        ),
+        pr_png=report(
+            f"{R}/figures/corpus/pr_curve.png",
+            caption="../workflow/report/corpus_pr_curve.rst",
+            category="Corpus",
+        ),
+        pr_svg=f"{R}/figures/corpus/pr_curve.svg",
     log:
         log("corpus/validate"),
     conda:
-        "../envs/data.yaml"
+        "../envs/report.yaml"
     params:
         validation_file=config["corpus"]["validation"],  # a user file: checked by the stage
         threshold=config["corpus"]["threshold"],
+    script:
+        ENTRY
+
+
+# The validation documents as Label Studio tasks, for more annotators (`medadapt labelstudio`).
+rule corpus_labelstudio:
+    input:
+        sample=f"{R}/corpus/sample.parquet",
+    output:
+        out_tasks=f"{R}/corpus/labelstudio/tasks.json",
+        out_config=f"{R}/corpus/labelstudio/label_config.xml",
+    log:
+        log("corpus/labelstudio"),
+    localrule: True
+    conda:
+        "../envs/data.yaml"
     script:
         ENTRY

@@ -1,4 +1,4 @@
-"""Classifier fine-tuning (slow: trains a tiny XLM-R) and streaming, length-bucketed shard scoring."""
+"""Classifier fine-tuning (slow: trains a tiny XLM-R) and the corpus stages chained on it."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from medadapt.corpus.classifier import stratified_split, train_classifier
-from medadapt.corpus.classify import classify_shard, load_classifier, score_texts
+from medadapt.corpus.classify import classify_shards, load_classifier
 
 MEDICAL = ["Der Patient klagt über Brustschmerzen und Atemnot.", "Metformin bei Diabetes mellitus Typ 2.",
            "Bei Fieber über 39 Grad zum Arzt.", "Die Antibiotikatherapie wurde beendet.",
@@ -73,45 +73,18 @@ def test_train_classifier_tiny(tmp_path, tiny_classifier):
     model, tok, positive = load_classifier(str(out))
     assert positive == 1 and model.config.id2label[1] == "medical"
     assert (out / "tokenizer.json").exists() or (out / "sentencepiece.bpe.model").exists()
-
-
-def test_length_bucketing_preserves_order(tiny_classifier):
-    model, tok, positive = load_classifier(tiny_classifier)
-    texts = [("Der Patient klagt " * k) + str(k) for k in (9, 1, 5, 3, 12, 2, 7)]
-    one_by_one = score_texts(model, tok, texts, batch_size=1, max_length=64, positive=positive)
-    bucketed = score_texts(model, tok, texts, batch_size=3, max_length=64, positive=positive)
-    assert bucketed.dtype == np.float32 and len(set(one_by_one.round(6))) > 1
-    np.testing.assert_allclose(bucketed, one_by_one, atol=1e-5)  # padding must not change a score
-
-
-@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
-def test_classify_shard_streams(tmp_path, tiny_classifier, fmt):
-    ids = [f"x{i}" for i in range(23)]
-    texts = [(MEDICAL + OTHER)[i % 10] * (1 + i % 4) for i in range(23)]
-    if fmt == "parquet":
-        shard = tmp_path / "000_00000.parquet"
-        pq.write_table(pa.table({"text": texts, "id": ids, "url": ["u"] * 23}), shard, row_group_size=5)
-    else:
-        shard = tmp_path / "shard-0001.jsonl"
-        shard.write_text("".join(json.dumps({"id": i, "text": t, "url": "u", "language": "de"}) + "\n"
-                                 for i, t in zip(ids, texts)))
-    out = tmp_path / "scores.parquet"
-    summary = classify_shard(str(shard), tiny_classifier, str(out), batch_size=4, max_length=64, window_batches=2)
-    df = pl.read_parquet(out)
-    assert summary["docs"] == 23 and df.columns == ["id", "score"]
-    assert df["id"].to_list() == ids and df["score"].dtype == pl.Float32
-    assert df["score"].is_between(0, 1).all()
-    model, tok, positive = load_classifier(tiny_classifier)
-    direct = score_texts(model, tok, texts, batch_size=23, max_length=64, positive=positive)
-    np.testing.assert_allclose(df["score"].to_numpy(), direct, atol=1e-5)
+    test = pl.read_parquet(out / "test_scores.parquet")  # the split behind metrics.json, with scores
+    assert test.height == 10 and test["label"].sum() == 5 and test["score"].is_between(0, 1).all()
+    assert ((test["score"] >= 0.5).cast(pl.Int64) == test["label"]).sum() == round(saved["accuracy"] * 10)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_stages_chain(tmp_path, tiny_classifier):
-    """sample -> (labels as the annotate stage writes them) -> train -> classify -> filter -> validate."""
+    """sample -> (labels as the annotate stage writes them) -> train -> classify -> stats -> filter -> validate."""
     from medadapt.corpus.filter import filter_corpus
     from medadapt.corpus.sample import stratified_sample
+    from medadapt.corpus.stats import shard_stats
     from medadapt.corpus.validate import validate
 
     def doc(i):
@@ -121,6 +94,7 @@ def test_stages_chain(tmp_path, tiny_classifier):
                    row_group_size=8)
     (tmp_path / "shard-0001.jsonl").write_text("".join(json.dumps(doc(i)) + "\n" for i in range(40, 60)))
     shards = [str(tmp_path / "000_00000.parquet"), str(tmp_path / "shard-0001.jsonl")]
+    names = ["000_00000", "shard-0001"]
     vfile = tmp_path / "human.jsonl"
     vfile.write_text("".join(json.dumps({"id": f"s{i}", "label": int(i % 2 == 0)}) + "\n" for i in (1, 2, 57, 58)))
     stratified_sample(shards, 45, 0, str(vfile), str(tmp_path / "sample.parquet"))
@@ -129,16 +103,22 @@ def test_stages_chain(tmp_path, tiny_classifier):
                         pl.lit('{"medical":true}').alias("raw"))
     ann.write_parquet(tmp_path / "chunk-0.parquet")
     params = {"max_length": 32, "epochs": 1, "learning_rate": 1e-3, "batch_size": 8, "test_size": 0.2}
+    clf = str(tmp_path / "clf")
     train_classifier(str(tmp_path / "sample.parquet"), [str(tmp_path / "chunk-0.parquet")], tiny_classifier,
-                     str(tmp_path / "clf"), params, seed=0)
-    scores = []
-    for shard, name in zip(shards, ["000_00000", "shard-0001"]):
-        scores.append(str(tmp_path / "scores" / f"{name}.parquet"))
-        classify_shard(shard, str(tmp_path / "clf"), scores[-1], batch_size=8, max_length=32)
-    stats = filter_corpus(shards, scores, 0.0, str(tmp_path / "finemed.parquet"), str(tmp_path / "stats.csv"))
-    assert stats["docs_total"] == 60 and stats["docs_kept"] == 60  # threshold 0 keeps all (texts unique)
-    validate(str(tmp_path / "sample.parquet"), [str(tmp_path / "chunk-0.parquet")], scores, str(vfile), 0.5,
-             str(tmp_path / "validation.csv"))
-    rows = {r["system"]: r for r in pl.read_csv(tmp_path / "validation.csv").to_dicts()}
-    assert rows["llm_annotator"]["f1"] == 1.0 and rows["llm_annotator"]["n"] == 4  # labels = human labels
-    assert rows["classifier"]["n"] == 4
+                     clf, params, seed=0)
+    group = str(tmp_path / "scores" / "group-0000")
+    classify_shards(shards, names, clf, group, str(tmp_path / "parts"), max_length=32, batch_tokens=256, window=16)
+    stats = str(tmp_path / "stats.parquet")
+    shard_stats(shards, names, [group], [tiny_classifier], ["xlmr"], 0.0, stats)
+    summary = filter_corpus(shards, names, [group], [stats], [tiny_classifier], ["xlmr"], 0.0,
+                            str(tmp_path / "finemed.parquet"), str(tmp_path / "stats.csv"))
+    assert summary["docs_total"] == 60 and summary["docs_kept"] == 60  # threshold 0 keeps all (texts unique)
+    table = pl.read_csv(tmp_path / "stats.csv")
+    assert table["shard"].to_list() == ["total", *names] and table["tokens_kept_xlmr"][0] > 60
+    outs = [str(tmp_path / f) for f in ("validation.csv", "agreement.csv", "pr.png", "pr.svg")]
+    validate(str(tmp_path / "sample.parquet"), [str(tmp_path / "chunk-0.parquet")], [group], clf, str(vfile), 0.5,
+             *outs)
+    rows = {(r["system"], r["reference"]): r for r in pl.read_csv(outs[0]).to_dicts()}
+    assert rows[("llm_annotator", "majority")]["f1"] == 1.0  # labels = human labels
+    assert rows[("llm_annotator", "majority")]["n"] == 4 and rows[("classifier", "majority")]["n"] == 4
+    assert rows[("classifier", "llm_annotator")]["n"] == json.loads((tmp_path / "clf" / "metrics.json").read_text())["n_test"]

@@ -120,7 +120,7 @@ def test_unknown_validation_id_names_file(tmp_path, shards):
     with pytest.raises(ValueError, match=r"human\.jsonl: 1 validation id\(s\) not found.*'nope'"):
         stratified_sample(shards, 5, 0, str(vfile), str(tmp_path / "s.parquet"))
     vfile.write_text('{"id": "a1", "label": "yes"}\n')
-    with pytest.raises(ValueError, match=r"human\.jsonl: record 1 \(id a1\): label must be"):
+    with pytest.raises(ValueError, match=r"human\.jsonl: record 1 \(id a1\): label of human must be"):
         stratified_sample(shards, 5, 0, str(vfile), str(tmp_path / "s.parquet"))
     assert not (tmp_path / "s.parquet").exists()
 
@@ -131,3 +131,17 @@ def test_duplicate_shard_names_rejected(tmp_path, shards):
     dup = write_jsonl(other / "shard-0001.jsonl", ["z1"])
     with pytest.raises(ValueError, match="same name 'shard-0001'"):
         stratified_sample(shards + [dup], 5, 0, None, str(tmp_path / "s.parquet"))
+
+
+def test_documents_without_text_are_counted_not_sampled(tmp_path):
+    """All 4 rows are drawn (n = 4); 2 have no usable text: they are counted, and not annotated."""
+    shard = tmp_path / "s.jsonl"
+    shard.write_bytes(b'{"id": "d0", "text": "Arzt"}\n{"id": "d1", "text": "   "}\n'
+                      b'{"id": "d2", "text": "Gr\xfc\xdfe"}\n{"id": "d3", "text": "Klinik"}\n')
+    summary = stratified_sample([str(shard)], 4, 0, None, str(tmp_path / "out.parquet"))
+    assert pl.read_parquet(tmp_path / "out.parquet")["id"].to_list() == ["d0", "d3"]
+    assert summary["skipped_text"] == {"empty": 1, "invalid_utf8": 1}
+    vfile = tmp_path / "human.jsonl"
+    vfile.write_text('{"id": "d1", "label": 0}\n')
+    with pytest.raises(ValueError, match=r"validation document\(s\) \['d1'\] in .*s\.jsonl have no usable text"):
+        stratified_sample([str(shard)], 1, 0, str(vfile), str(tmp_path / "out2.parquet"))

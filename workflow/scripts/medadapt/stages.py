@@ -19,9 +19,11 @@ STAGES = {
     "corpus_sample": "medadapt.corpus.sample:stratified_sample",
     "corpus_annotate": "medadapt.corpus.annotate:annotate",
     "corpus_classifier": "medadapt.corpus.classifier:train_classifier",
-    "corpus_classify": "medadapt.corpus.classify:classify_shard",
+    "corpus_classify": "medadapt.corpus.classify:classify_shards",
+    "corpus_shard_stats": "medadapt.corpus.stats:shard_stats",
     "corpus_filter": "medadapt.corpus.filter:filter_corpus",
     "corpus_validate": "medadapt.corpus.validate:validate",
+    "corpus_labelstudio": "medadapt.corpus.labelstudio:export_validation",
     # training
     "pack": "medadapt.train.pack:pack",
     "train": "medadapt.train.trainer:train",

@@ -4,8 +4,9 @@ workflow's shell rules.
     medadapt flops --config CONFIG_JSON --tokens N       training FLOPs of a model shape (6·N·D)
     medadapt davidson JUDGMENTS --out FILE ...           Davidson fit of a judgments table
     medadapt judge CANDIDATE BASELINE --out FILE ...     pairwise judging of two response files
-    medadapt stage RULE --job JSON [--log-file FILE]          run one workflow stage (shell rules use this)
+    medadapt stage RULE --job JSON [--log-file FILE]     run one workflow stage (shell rules use this)
     medadapt config-docs [--check]                       write config/README.md from the schema
+    medadapt labelstudio export|import ...               validation labels via Label Studio
 
 Each subcommand is a module here with `add_parser(subparsers)`; its parser's `func(args)` returns
 the exit code. Bad input raises `UsageError` (or a ValueError/FileNotFoundError from the library,
@@ -17,7 +18,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("flops", "davidson", "judge", "stage", "config_docs")
+SUBCOMMANDS = ("flops", "davidson", "judge", "stage", "config_docs", "labelstudio")
 
 
 class UsageError(ValueError):

@@ -2,7 +2,10 @@
 
 Trains on the annotated sample minus the human-labelled validation docs (those stay unseen for
 `validate`), holds out a stratified, seeded test split and reports precision/recall/F1/accuracy on
-it against the LLM labels in out_dir/metrics.json. The model directory is written atomically.
+it against the LLM labels in out_dir/metrics.json (argmax decision), and the test split's scores
+in out_dir/test_scores.parquet (id, label, score = P(medical)), from which `validate` reports the
+split at the filter's threshold and draws the precision-recall curve. The model directory is
+written atomically.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from medadapt.corpus.metrics import binary_metrics
 from medadapt.io import atomic_path, write_json
 
 ID2LABEL = {0: "not_medical", 1: "medical"}
+TEST_SCORES = "test_scores.parquet"
 LABEL2ID = {v: k for k, v in ID2LABEL.items()}
 # Fine-tuning constants that are not study settings (not config keys).
 WEIGHT_DECAY = 0.01
@@ -118,7 +122,12 @@ def train_classifier(sample: str, annotations: list[str], base_model: str, out_d
                           data_collator=DataCollatorWithPadding(tokenizer))
         train_out = trainer.train()
         logits = trainer.predict(test_ds).predictions
-    metrics = binary_metrics(y[test_idx], np.asarray(logits).argmax(-1))
+    logits = np.asarray(logits, dtype=np.float64)
+    metrics = binary_metrics(y[test_idx], logits.argmax(-1))
+    # P(medical) exactly as the classify stage computes it (softmax over the two logits).
+    z = np.exp(logits - logits.max(-1, keepdims=True))
+    test_scores = pl.DataFrame({"id": docs["id"].gather(test_idx), "label": y[test_idx],
+                                "score": (z[:, LABEL2ID["medical"]] / z.sum(-1)).astype(np.float32)})
     metrics.update({"reference": "llm_annotator", "split": "test", "n_train": int(train_idx.size),
                     "n_test": int(test_idx.size), "train_medical": int(y[train_idx].sum()),
                     "test_medical": int(y[test_idx].sum()), "train_loss": float(train_out.training_loss),
@@ -127,6 +136,7 @@ def train_classifier(sample: str, annotations: list[str], base_model: str, out_d
         trainer.save_model(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         write_json(Path(tmp) / "metrics.json", metrics)
+        test_scores.write_parquet(Path(tmp) / TEST_SCORES)
     print(f"[classifier] trained on {train_idx.size} docs; test {test_idx.size}: "
           f"P {metrics['precision']:.3f} R {metrics['recall']:.3f} F1 {metrics['f1']:.3f}", flush=True)
     return metrics

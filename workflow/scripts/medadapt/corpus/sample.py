@@ -4,17 +4,17 @@ Each shard contributes in proportion to its row count (largest-remainder roundin
 has exactly `n` drawn docs); rows are drawn without replacement by one seeded generator, so the
 same shards, n and seed give the same sample. The human-labelled validation docs are always
 included (is_validation = True), drawn or not, so that LLM labels and classifier scores exist for
-them.
+them. Drawn documents without usable text (missing, empty, not UTF-8) are left out of the sample
+and counted in the stage's summary; a validation document without usable text is an error.
 """
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from medadapt.corpus.labels import read_validation
 from medadapt.corpus.shards import count_rows, read_rows, shard_names
-from medadapt.io import read_jsonl, write_table
+from medadapt.io import write_table
 
 
 def allocate(counts: list[int], n: int) -> list[int]:
@@ -33,24 +33,6 @@ def allocate(counts: list[int], n: int) -> list[int]:
     return alloc.tolist()
 
 
-def read_validation(validation_file: str) -> dict[str, int]:
-    """Human labels {id: 0/1} from JSONL lines {id, label}; label 1/0 or true/false."""
-    labels: dict[str, int] = {}
-    if not Path(validation_file).is_file():
-        raise FileNotFoundError(f"corpus.validation: '{validation_file}' does not exist; expected JSONL "
-                                "{id, label} of human-labelled documents (the paper: 100)")
-    for i, rec in enumerate(read_jsonl(validation_file), 1):
-        if "id" not in rec or "label" not in rec:
-            raise ValueError(f"{validation_file}: record {i} needs fields 'id' and 'label' "
-                             f"(got {sorted(rec)})")
-        label = rec["label"]
-        if label not in (0, 1):  # True/False compare equal to 1/0
-            raise ValueError(f"{validation_file}: record {i} (id {rec['id']}): label must be 1/0 or "
-                             f"true/false, got {label!r}")
-        labels[str(rec["id"])] = int(label)
-    return labels
-
-
 def stratified_sample(shards: list[str], n: int, seed: int, validation_file: str | None,
                       out: str) -> dict:
     """Write `out` (parquet: id, text, shard, is_validation) and return a summary."""
@@ -60,14 +42,22 @@ def stratified_sample(shards: list[str], n: int, seed: int, validation_file: str
     names = shard_names(shards)
     counts = [count_rows(s) for s in shards]
     alloc = allocate(counts, n)
-    want = set(read_validation(validation_file)) if validation_file else set()
+    want = set(read_validation(validation_file)["id"].to_list()) if validation_file else set()
     rng = np.random.default_rng(seed)
-    parts, found_ids = [], set()
+    parts, found_ids, skipped = [], set(), {}
     for path, name, count, k in zip(shards, names, counts, alloc):
         rows = rng.choice(count, size=k, replace=False) if k else np.empty(0, dtype=np.int64)
         drawn, hits = read_rows(path, rows, ["id", "text"], want - found_ids)
         found_ids |= set(hits["id"].to_list())
         docs = pl.concat([drawn, hits]).unique(subset="row", keep="first", maintain_order=True)
+        bad = docs.filter(pl.col("skip").is_not_null())
+        unusable = bad.filter(pl.col("id").is_in(sorted(want)))
+        if unusable.height:
+            raise ValueError(f"{validation_file}: validation document(s) {unusable['id'].to_list()[:10]} "
+                             f"in {path} have no usable text ({sorted(set(unusable['skip']))})")
+        for reason, n_bad in bad["skip"].value_counts().iter_rows():  # counted, not annotated
+            skipped[reason] = skipped.get(reason, 0) + n_bad
+        docs = docs.filter(pl.col("skip").is_null())
         parts.append(docs.sort("row").select("id", "text", pl.lit(name).alias("shard")))
     missing = sorted(want - found_ids)
     if missing:
@@ -79,7 +69,9 @@ def stratified_sample(shards: list[str], n: int, seed: int, validation_file: str
         raise ValueError(f"duplicate document ids in the shards: {dup[:10]}")
     write_table(out, sample)
     summary = {"docs_total": int(sum(counts)), "drawn": int(sum(alloc)), "validation": len(want),
-               "sample": sample.height, "per_shard": dict(zip(names, alloc))}
+               "sample": sample.height, "per_shard": dict(zip(names, alloc)),
+               "skipped_text": skipped}
     print(f"[sample] {summary['drawn']} drawn of {summary['docs_total']} docs in {len(shards)} "
-          f"shard(s) + {len(want)} validation -> {sample.height} rows", flush=True)
+          f"shard(s) + {len(want)} validation -> {sample.height} rows; drawn but skipped for their "
+          f"text: {skipped or 'none'}", flush=True)
     return summary

@@ -3,6 +3,11 @@
 Nothing here loads a whole shard: row counts come from parquet metadata (or a line count for JSONL),
 rows are read batch by batch or row group by row group. Ids are returned as strings everywhere so
 that shards, annotations, scores and the human-labelled file join on one type.
+
+Bad text is never dropped silently: a document whose text is missing (null), empty (whitespace only)
+or not valid UTF-8 keeps its row, gets text null and a `skip` reason (SKIP_REASONS), which the
+classify, stats and filter stages count. A shard without the requested columns, or whose `text` is
+neither a string nor bytes, is an error naming the file and the field.
 """
 from __future__ import annotations
 
@@ -67,32 +72,88 @@ def count_rows(path: str | os.PathLike) -> int:
         return sum(1 for line in fh if line.strip())
 
 
-def _frame(columns: list[str], data) -> pl.DataFrame:
-    """A DataFrame with `columns` from a dict of lists or an arrow table/batch; id and text as strings."""
+SKIP_REASONS = ("missing", "empty", "invalid_utf8")  # text null / whitespace only / not UTF-8
+
+
+def _decode(value, path, field: str):
+    """One text value: (text or None, skip reason or None). Bytes are decoded as UTF-8."""
+    if value is None:
+        return None, "missing"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return None, "invalid_utf8"
+    if not isinstance(value, str):
+        raise ValueError(f"{path}: field '{field}' must be a string, got {type(value).__name__} "
+                         f"({str(value)[:40]!r})")
+    return (value, None) if value.strip() else (None, "empty")
+
+
+def text_with_skip(df: pl.DataFrame, path) -> pl.DataFrame:
+    """`text` as String (null where skipped) and a `skip` column: null, or one of SKIP_REASONS."""
+    col = df["text"]
+    if col.dtype == pl.String:  # the normal case: vectorised, no Python object per row
+        empty = col.str.strip_chars().str.len_bytes() == 0
+        skip = (pl.when(col.is_null()).then(pl.lit("missing"))
+                .when(empty).then(pl.lit("empty")).otherwise(pl.lit(None, dtype=pl.String)))
+        return df.with_columns(skip.alias("skip")).with_columns(
+            pl.when(pl.col("skip").is_null()).then(pl.col("text")).alias("text"))
+    if col.dtype not in (pl.Binary, pl.Null):
+        raise ValueError(f"{path}: field 'text' must be a string column, got {col.dtype}")
+    pairs = [_decode(v, path, "text") for v in col.to_list()]
+    return df.with_columns(pl.Series("text", [t for t, _ in pairs], dtype=pl.String),
+                           pl.Series("skip", [r for _, r in pairs], dtype=pl.String))
+
+
+def _frame(columns: list[str], data, path=None) -> pl.DataFrame:
+    """A DataFrame with `columns` from a dict of lists or an arrow table/batch; id as string, and
+    with `text` requested also a `skip` column (see text_with_skip)."""
     if isinstance(data, dict):
         df = pl.DataFrame({c: data[c] for c in columns}, strict=False)
     else:  # arrow: zero-copy where possible (no Python objects per row)
-        df = pl.from_arrow(data).select(columns)
+        import pyarrow as pa
+
+        if "text" in columns and pa.types.is_string(data.schema.field("text").type):
+            try:
+                df = pl.from_arrow(data).select(columns)
+            except pl.exceptions.ComputeError:  # a writer stored bytes that are not UTF-8 as string
+                idx = data.schema.get_field_index("text")
+                data = data.set_column(idx, "text", data.column(idx).cast(pa.binary(), safe=False))
+                df = pl.from_arrow(data).select(columns)
+        else:
+            df = pl.from_arrow(data).select(columns)
     if "id" in df.columns:
         df = df.with_columns(pl.col("id").cast(pl.String))
     if "text" in df.columns:
-        df = df.with_columns(pl.col("text").cast(pl.String))
+        df = text_with_skip(df, path)
     return df
 
 
 def _jsonl_rows(path) -> Iterator[tuple[int, dict]]:
-    """(row index, record) over non-empty lines; errors name the file and line."""
+    """(row index, record) over non-empty lines; errors name the file and line.
+
+    A line that is not valid UTF-8 is still parsed (its id stays usable); its string fields carry
+    the undecodable bytes as lone surrogates, and `text` is turned into bytes so that it is counted
+    as invalid_utf8 rather than failing the whole shard.
+    """
     row = 0
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
                 continue
+            try:
+                line, bad = raw.decode("utf-8"), False
+            except UnicodeDecodeError:
+                line, bad = raw.decode("utf-8", errors="surrogateescape"), True
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
             if not isinstance(rec, dict):
                 raise ValueError(f"{path}:{lineno}: expected a JSON object per line")
+            if bad and isinstance(rec.get("text"), str):
+                rec["text"] = rec["text"].encode("utf-8", errors="surrogateescape")
             yield row, rec
             row += 1
 
@@ -106,12 +167,13 @@ def _pick(path, rec: dict, row: int, columns: list[str]) -> list:
 
 def iter_batches(path: str | os.PathLike, columns: list[str], batch_size: int = 1024
                  ) -> Iterator[pl.DataFrame]:
-    """Yield the shard as polars DataFrames of at most `batch_size` rows, in file order."""
+    """Yield the shard as polars DataFrames of at most `batch_size` rows, in file order (only
+    `columns` are read; with `text` among them, a `skip` column is added)."""
     if shard_format(path) == "parquet":
         pf = _parquet(path)
         _check_parquet_columns(pf, path, columns)
         for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
-            yield _frame(columns, batch)
+            yield _frame(columns, batch, path)
         return
     data: dict[str, list] = {c: [] for c in columns}
     n = 0
@@ -120,10 +182,20 @@ def iter_batches(path: str | os.PathLike, columns: list[str], batch_size: int = 
             data[c].append(v)
         n += 1
         if n == batch_size:
-            yield _frame(columns, data)
+            yield _jsonl_frame(columns, data, path)
             data, n = {c: [] for c in columns}, 0
     if n:
-        yield _frame(columns, data)
+        yield _jsonl_frame(columns, data, path)
+
+
+def _jsonl_frame(columns: list[str], data: dict[str, list], path) -> pl.DataFrame:
+    """Text values may be str, bytes (invalid UTF-8) or None: decode them before polars sees them,
+    keeping each skip reason."""
+    if "text" not in data:
+        return _frame(columns, data, path)
+    pairs = [_decode(v, path, "text") for v in data["text"]]
+    df = _frame(columns, {**data, "text": pl.Series([t for t, _ in pairs], dtype=pl.String)}, path)
+    return df.with_columns(pl.Series("skip", [r for _, r in pairs], dtype=pl.String))
 
 
 def read_rows(path: str | os.PathLike, rows: np.ndarray, columns: list[str],
@@ -150,7 +222,7 @@ def read_rows(path: str | os.PathLike, rows: np.ndarray, columns: list[str],
                 hits = np.array([i for i, x in enumerate(ids) if str(x) in want], dtype=np.int64)
             if len(local) or len(hits):
                 table = pf.read_row_group(g, columns=columns)
-                df = _frame(columns, table).with_row_index("row", offset=start)
+                df = _frame(columns, table, path).with_row_index("row", offset=start)
                 df = df.with_columns(pl.col("row").cast(pl.Int64))
                 drawn.append(df[local.tolist()])
                 found.append(df[hits.tolist()])
@@ -167,7 +239,16 @@ def read_rows(path: str | os.PathLike, rows: np.ndarray, columns: list[str],
                     if flag:
                         for c, v in zip(target, values):
                             target[c].append(v)
-        drawn.append(_frame(["row", *columns], data).with_columns(pl.col("row").cast(pl.Int64)))
-        found.append(_frame(["row", *columns], hit).with_columns(pl.col("row").cast(pl.Int64)))
-    empty = pl.DataFrame(schema={"row": pl.Int64, **{c: pl.String for c in columns}})
+        drawn.append(_jsonl_frame(["row", *columns], data, path).with_columns(pl.col("row").cast(pl.Int64)))
+        found.append(_jsonl_frame(["row", *columns], hit, path).with_columns(pl.col("row").cast(pl.Int64)))
+    extra = ["skip"] if "text" in columns else []
+    empty = pl.DataFrame(schema={"row": pl.Int64, **{c: pl.String for c in [*columns, *extra]}})
     return (pl.concat(drawn) if drawn else empty, pl.concat(found) if found else empty)
+
+
+def group_shards(names: list[str], per_job: int) -> dict[str, list[str]]:
+    """Shard names cut into consecutive groups of `per_job`, keyed "0000", "0001", ...: one
+    classify (and stats) job per group, so a cluster sees len(names) / per_job jobs."""
+    starts = range(0, len(names), per_job)
+    width = max(4, len(str(max(len(starts) - 1, 0))))
+    return {f"{i:0{width}d}": list(names[s:s + per_job]) for i, s in enumerate(starts)}
