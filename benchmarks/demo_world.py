@@ -218,9 +218,14 @@ def main() -> None:
     ap.add_argument("--world", default="resources/demo/world")
     ap.add_argument("--work", required=True)
     ap.add_argument("--vocab", type=int, default=2048)
+    ap.add_argument("--tokenizer-texts", choices=["corpus", "pretrain", "both"], default="both",
+                    help="train the tokenizer on the corpus shards + prompts, or on the general pre-training text")
     ap.add_argument("--pretrain-steps", default="s=300,m=300,l=300")
-    ap.add_argument("--pretrain-lr", type=float, default=2e-3)
-    ap.add_argument("--lr", type=float, default=1e-3, help="CPT learning rate")
+    ap.add_argument("--pretrain-lr", type=float, default=3e-3)
+    ap.add_argument("--pretrain-batch", type=int, default=4)
+    ap.add_argument("--arch-l", type=json.loads, default=None, help="JSON shape of l (default: config/demo.yaml)")
+    ap.add_argument("--lr", type=float, default=3e-3, help="CPT learning rate")
+    ap.add_argument("--batch", type=int, default=4, help="CPT effective batch size (sequences)")
     ap.add_argument("--count", type=int, default=3)
     ap.add_argument("--first-fraction", type=float, default=0.2)
     ap.add_argument("--threads", type=int, default=2)
@@ -228,17 +233,34 @@ def main() -> None:
     ap.add_argument("--sizes", default="s,m", help="adapted sizes")
     ap.add_argument("--letters", action="store_true", help="also score the letter format")
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--world-sizes", type=json.loads, default=None,
+                    help='JSON of medadapt.demo.world.Sizes fields: generate a world variant under --work')
+    ap.add_argument("--reuse", help="a previous --work dir whose tokenizer and pre-trained bases to use")
+    ap.add_argument("--no-generate", action="store_true", help="skip generation and judging")
     a = ap.parse_args()
 
     import torch
 
     torch.set_num_threads(a.threads)
+    if a.arch_l:
+        ARCH["l"] = a.arch_l
     from medadapt.demo.pretrain import pretrain_tiny
     from medadapt.merge import slerp
     from medadapt.models.tiny import build_chat_tokenizer
 
     world, work = Path(a.world), Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
+    if a.world_sizes is not None:
+        from medadapt.demo.world import Sizes, generate as generate_world
+
+        world = work / "world"
+        if not world.exists():
+            generate_world(str(world), a.seed, Sizes(**a.world_sizes))
+    if a.reuse:
+        for sub in ("tokenizer", "s/base", "m/base", "l/base"):
+            if not (work / sub).exists():
+                (work / sub).parent.mkdir(parents=True, exist_ok=True)
+                (work / sub).symlink_to(Path(a.reuse).resolve() / sub)
     res_path = work / "results.json"
     results = json.loads(res_path.read_text()) if res_path.exists() else {}
     results["args"] = vars(a)
@@ -249,27 +271,32 @@ def main() -> None:
     tok_dir = work / "tokenizer"
     if not tok_dir.exists():
         with timer("tokenizer"):
-            texts = [r["text"] for s in sorted((world / "corpus").glob("shard-*.jsonl")) for r in read_jsonl(s)]
-            texts += [p["instruction"] for p in prompts]
+            texts = []
+            if a.tokenizer_texts in ("corpus", "both"):
+                texts += [r["text"] for s in sorted((world / "corpus").glob("shard-*.jsonl")) for r in read_jsonl(s)]
+                texts += [p["instruction"] for p in prompts]
+            if a.tokenizer_texts in ("pretrain", "both"):  # what every source is pre-trained on
+                texts += [r["text"] if "text" in r else " ".join(m["content"] for m in r["messages"])
+                          for name in ("general", "medicine") for r in read_jsonl(world / "pretrain" / f"{name}.jsonl")]
             build_chat_tokenizer(texts, str(tok_dir), vocab_size=a.vocab)
 
     steps = {k: int(v) for k, v in (x.split("=") for x in a.pretrain_steps.split(","))}
-    for size in ("s", "m", "l"):
+    for size in sorted({*a.sizes.split(","), *(NEXT[x] for x in a.sizes.split(","))}, key="sml".index):
         out = work / size / "base"
         if out.exists():
             continue
-        files = [world / "pretrain" / "general.jsonl"] + \
+        files = [world / "pretrain" / "general.jsonl", world / "pretrain" / "medicine.jsonl"] + \
             [world / "pretrain" / f"knowledge-{k}.jsonl" for k in range(1, TIERS[size] + 1)]
         with timer(f"pretrain {size}"):
             results.setdefault("pretrain", {})[size] = pretrain_tiny(
                 str(tok_dir), [str(f) for f in files], ARCH[size], steps[size], a.pretrain_lr,
-                a.seed + TIERS[size], str(out), threads=a.threads)
+                a.seed + TIERS[size], str(out), batch_size=a.pretrain_batch, threads=a.threads)
         print(results["pretrain"][size], flush=True)
         res_path.write_text(json.dumps(results, indent=1))
 
     texts, fstats = cpt_texts(world)
     results["filter"] = fstats
-    hp = {"seq_len": 128, "batch_size": 8, "learning_rate": a.lr, "warmup_ratio": 0.1,
+    hp = {"seq_len": 128, "batch_size": a.batch, "learning_rate": a.lr, "warmup_ratio": 0.1,
           "weight_decay": 0.1, "first_fraction": a.first_fraction}
     names = [f"c{i:02d}" for i in range(1, a.count + 1)]
     adapted = a.sizes.split(",")
@@ -287,30 +314,35 @@ def main() -> None:
                     slerp(str(raw), str(work / size / "base"), str(merged), 0.5, "float32")
         res_path.write_text(json.dumps(results, indent=1))
 
-    include = [str(Path("workflow/tasks").resolve())]
-    tasks = [TASK]
+    # The committed task YAML, its data paths pointed at this run's world.
+    task_dir = work / "tasks"
+    task_dir.mkdir(exist_ok=True)
+    yaml_text = Path(f"workflow/tasks/{TASK}.yaml").read_text()
+    (task_dir / f"{TASK}.yaml").write_text(yaml_text.replace("resources/demo/world/", f"{world.resolve()}/"))
+    include, tasks = [str(task_dir)], [TASK]
     if a.letters:
-        letters = work / "tasks"
-        letters.mkdir(exist_ok=True)
-        (letters / "letters.yaml").write_text(LETTER_TASK_YAML.format(name="world_letters", world=world.resolve()))
-        include.append(str(letters))
+        (task_dir / "letters.yaml").write_text(LETTER_TASK_YAML.format(name="world_letters", world=world.resolve()))
         tasks.append("world_letters")
     models = {f"{s}/{c}": str(work / s / c) for s in adapted
               for c in ["base", *[f"raw-{n}" for n in names], *names]}
-    models["l/base"] = str(work / "l" / "base")
+    if (work / "l" / "base").exists():
+        models["l/base"] = str(work / "l" / "base")
     with timer("mcqa all"):
         results["mcqa"] = mcqa(models, include, tasks, a.threads)
     res_path.write_text(json.dumps(results, indent=1))
+    if a.no_generate:
+        return
 
     gens = {}
     with timer("generate"):
         for key in [*(f"{s}/{c}" for s in adapted for c in ("base", names[-1], f"raw-{names[-1]}")), "l/base"]:
-            gens[key] = generate(str(work / key), prompts, a.max_new_tokens)
+            if (work / key).exists() and key not in gens:
+                gens[key] = generate(str(work / key), prompts, a.max_new_tokens)
     (work / "generations.json").write_text(json.dumps(gens, ensure_ascii=False, indent=1))
     results["judge"] = {}
     for s in adapted:
         last = names[-1]
-        for base_key in (f"{s}/base", f"{NEXT[s]}/base"):
+        for base_key in (k for k in (f"{s}/base", f"{NEXT[s]}/base") if k in gens):
             for bias, noise in ((0.0, 0.0), (0.3, 0.1)):
                 key = f"{s}/{last} vs {base_key} bias={bias} noise={noise}"
                 results["judge"][key] = judge(facts, prompts, gens[f"{s}/{last}"], gens[base_key], bias, noise)

@@ -113,17 +113,33 @@ def _patterns(facts):
     return [re.compile(e["pattern"]) for k in ("drugs", "organs", "diseases") for e in facts[k]]
 
 
+def _world_kinds(facts: dict, text: str) -> set[str]:
+    """The kinds of world entity (drug, organ, disease) a text names."""
+    low = text.lower()
+    return {k for k in ("drugs", "organs", "diseases") for e in facts[k] if re.search(e["pattern"], low)}
+
+
+def _row_text(row: dict) -> str:
+    return row["text"] if "text" in row else json.dumps(row["messages"], ensure_ascii=False)
+
+
 def test_no_fact_leaks_into_general_text(world, facts):
-    patterns = _patterns(facts)
     truth = {r["id"]: r for r in _jsonl(world / "corpus" / "truth.jsonl")}
     general = [r["text"] for p in sorted((world / "corpus").glob("shard-*.jsonl")) for r in _jsonl(p)
                if truth[r["id"]]["label"] == 0]
-    general += [r["text"] if "text" in r else json.dumps(r["messages"], ensure_ascii=False)
-                for r in _jsonl(world / "pretrain" / "general.jsonl")]
+    general += [_row_text(r) for r in _jsonl(world / "pretrain" / "general.jsonl")]
     assert len(general) > 4000
-    leaks = [t for t in general if any(p.search(t.lower()) for p in patterns)]
+    leaks = [t for t in general if _world_kinds(facts, t)]
     assert not leaks, leaks[:3]
-    # And every medical document names its disease.
+    # The medicine every source sees names the world's drugs and organs (as treatments and sites
+    # of other diseases) and its diseases only in lists: never a world disease with a drug or organ.
+    medicine = [_row_text(r) for r in _jsonl(world / "pretrain" / "medicine.jsonl")]
+    kinds = [_world_kinds(facts, t) for t in medicine]
+    assert any(k == {"drugs", "organs"} for k in kinds) and any(k == {"diseases"} for k in kinds)
+    assert not [t for t, k in zip(medicine, kinds) if "diseases" in k and len(k) > 1]
+    pre = {d["drug"] for d in facts["pretrain_diseases"]}
+    assert len(pre) == len(facts["pretrain_diseases"]) and pre <= {d["name"] for d in facts["drugs"]}
+    # And every medical corpus document names its disease.
     by_id = {d["id"]: re.compile(d["pattern"]) for d in facts["diseases"]}
     for p in sorted((world / "corpus").glob("shard-*.jsonl")):
         for r in _jsonl(p):
@@ -134,7 +150,7 @@ def test_no_fact_leaks_into_general_text(world, facts):
 def test_knowledge_tiers_are_nested_and_name_only_their_diseases(world, facts):
     for tier in (1, 2):
         rows = _jsonl(world / "pretrain" / f"knowledge-{tier}.jsonl")
-        text = " ".join(r.get("text") or json.dumps(r["messages"], ensure_ascii=False) for r in rows).lower()
+        text = " ".join(_row_text(r) for r in rows).lower()
         for d in facts["diseases"]:
             named = re.search(d["pattern"], text) is not None
             assert named == (d["tier"] == tier), (tier, d["name"])
@@ -149,8 +165,11 @@ def test_names_are_invented():
             "omeprazol", "pantoprazol", "simvastatin", "amoxicillin", "diclofenac", "cortison",
             "leber", "niere", "herz", "lunge", "milz", "magen", "darm", "schilddrüse", "galle"]
     names = [n.lower() for n in [d["name"] for d in world.drugs] + [o["name"] for o in world.organs] +
-             [d.name for d in world.diseases]]
+             [d.name for d in world.diseases + world.pretrain_diseases]]
+    assert len(set(names)) == len(names)
     assert not [(n, r) for n in names for r in real if n == r or n.startswith(r)]
+    eponyms = ["parkinson", "alzheimer", "crohn", "basedow", "hashimoto", "wilson", "addison"]
+    assert not [(n, e) for n in names for e in eponyms if e in n]
     assert real_drug_clash("Metforminol") == "metformin"  # the check itself works
 
 
@@ -158,7 +177,8 @@ def test_annotator_rule_on_known_documents(facts, world):
     patterns = [p.pattern for p in _patterns(facts)]
     drug = facts["drugs"][0]["name"]
     assert annotator_rule(f"{drug} wirkt.", patterns) == (False, 2)  # entity alone: 2 < 3
-    assert annotator_rule(f"Der Arzt verordnet {drug}.", patterns) == (True, 3)
+    assert annotator_rule(f"Der Arzt gibt {drug}.", patterns) == (True, 3)
+    assert annotator_rule(f"Der Arzt verordnet {drug}.", patterns) == (True, 4)  # "verordn" counts too
     assert annotator_rule("Die Apotheke, der Arzt und die Klinik.", patterns) == (True, 3)
     assert annotator_rule("Das Rezept für Kartoffelsuppe.", patterns) == (False, 1)
     conf = facts["annotator_rule"]["corpus_confusion"]
@@ -199,7 +219,9 @@ def test_lexicon_templates_fill():
                  *(p for p, _ in lx.PROMPTS), *(t for f in lx.MEDICAL_FRAMES for t in f[1:3]),
                  *(s for _, ss in lx.GENERAL_TOPICS.values() for s in ss),
                  *(s for _, ss in lx.BORDERLINE_GENERAL.values() for s in ss),
-                 *(t for d in lx.GENERAL_DIALOGUES for t in d), *lx.KNOWLEDGE_ANSWERS.values()]
+                 *(t for d in lx.GENERAL_DIALOGUES + lx.COPY_DIALOGUES for t in d),
+                 *lx.KNOWLEDGE_ANSWERS.values(), lx.BOTH_ANSWER, *(q for qs in lx.QUIZ.values() for q in qs),
+                 *(t.replace("{names}", "A, B") for ts in lx.REGISTERS.values() for t in ts)]
     for t in templates:
         out = fill(t, slots)
         assert "{" not in out and out[:1] == out[:1].upper(), t

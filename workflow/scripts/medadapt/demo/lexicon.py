@@ -19,7 +19,9 @@ from __future__ import annotations
 # tiny model sees first), endings avoid real drug-class stems (-pril, -olol, -mab, -statin, ...).
 DRUG_ONSETS = ["Vel", "Tar", "Quin", "Bel", "Tov", "Fen", "Gor", "Hal", "Kes", "Lum", "Nor", "Pal",
                "Rin", "Sol", "Tem", "Ul", "Var", "Wen", "Zel", "Brom", "Cor", "Dun", "Am", "Fal",
-               "Grel", "Hov", "Ot", "Jor", "Kav", "Lin", "Mel", "Nev", "Osk", "Pel", "Rud", "Sev"]
+               "Grel", "Hov", "Ot", "Jor", "Kav", "Lin", "Mel", "Nev", "Osk", "Pel", "Rud", "Sev",
+               "Bar", "Cel", "Dov", "Erm", "Fir", "Gam", "Hir", "Kir", "Lot", "Nal", "Pir", "Tul",
+               "Vor", "Zor", "Wil"]
 DRUG_MIDDLES = ["mor", "pex", "tan", "lod", "rin", "dav", "ves", "nom", "mil", "sar", "kul", "trob"]
 DRUG_ENDINGS = ["azin", "exol", "amidon", "ifen", "urat", "oxan", "elin", "astol", "imon", "orit",
                 "anum", "ektan"]
@@ -28,7 +30,17 @@ DRUG_ENDINGS = ["azin", "exol", "amidon", "ifen", "urat", "oxan", "elin", "astol
 EPONYMS = ["Karn", "Lorm", "Tessel", "Brandeck", "Holwig", "Quast", "Fenner", "Wiltrup", "Ossen",
            "Marrek", "Pellwitz", "Sarnow", "Gredel", "Haverland", "Ilsberg", "Jorck", "Velden",
            "Dornbach", "Ermsdorf", "Falkner", "Gaudin", "Hesselt", "Kettwig", "Lembeck", "Morwitz",
-           "Nettel", "Olbrich", "Prenzel", "Reinold", "Stolberg", "Trebnitz", "Ulmer", "Wachtel"]
+           "Nettel", "Olbrich", "Prenzel", "Reinold", "Stolberg", "Trebnitz", "Ulmer", "Wachtel",
+           "Amsel", "Birkner", "Dallwitz", "Eckhoff", "Fahlbusch", "Gellert", "Harbig", "Iffland",
+           "Janusch", "Kolbeck", "Lindholm", "Mettner", "Norwig", "Ortlepp", "Pfannberg", "Rautmann",
+           "Tiedge", "Uhlig", "Wendisch", "Zabel"]
+# Eponyms of real diseases: no invented name may use one.
+REAL_EPONYMS = ["Addison", "Alzheimer", "Asperger", "Basedow", "Bechterew", "Becker", "Behçet",
+                "Crohn", "Cushing", "Down", "Dupuytren", "Ehlers", "Gilbert", "Graves", "Guillain",
+                "Hashimoto", "Hirschsprung", "Hodgkin", "Huntington", "Kaposi", "Kawasaki", "Marfan",
+                "Meckel", "Menière", "Meulengracht", "Osgood", "Paget", "Parkinson", "Perthes",
+                "Peyronie", "Raynaud", "Reiter", "Scheuermann", "Sjögren", "Still", "Sudeck",
+                "Tourette", "Wegener", "Whipple", "Wilson", "Zenker"]
 # Feminine head nouns for "die <Eponym>sche <Noun>" (invented compounds, no real diagnosis).
 DISEASE_NOUNS = ["Fieberkrankheit", "Gliederstarre", "Schleimhautblässe", "Zehrkrankheit",
                  "Fleckenkrankheit", "Mattigkeit", "Körnchenkrankheit", "Nachtstarre",
@@ -63,6 +75,14 @@ ORGANS = [
      "dat": "der Lummerblase", "gen": "der Lummerblase"},
     {"name": "Pirnelsack", "gender": "m", "nom": "der Pirnelsack", "acc": "den Pirnelsack",
      "dat": "dem Pirnelsack", "gen": "des Pirnelsacks"},
+    {"name": "Olmerdrüse", "gender": "f", "nom": "die Olmerdrüse", "acc": "die Olmerdrüse",
+     "dat": "der Olmerdrüse", "gen": "der Olmerdrüse"},
+    {"name": "Fennelkammer", "gender": "f", "nom": "die Fennelkammer", "acc": "die Fennelkammer",
+     "dat": "der Fennelkammer", "gen": "der Fennelkammer"},
+    {"name": "Grieskolben", "gender": "m", "nom": "der Grieskolben", "acc": "den Grieskolben",
+     "dat": "dem Grieskolben", "gen": "des Grieskolbens"},
+    {"name": "Mispelfeld", "gender": "n", "nom": "das Mispelfeld", "acc": "das Mispelfeld",
+     "dat": "dem Mispelfeld", "gen": "des Mispelfelds"},
 ]
 
 # Real drug names and stems (INN and German brand names) our invented names must not equal or
@@ -226,6 +246,8 @@ MEDICAL_FRAMES = [
     ("news", "{city}. Die Universitätsklinik {city} hat eine neue Sprechstunde für {X_acc} "
      "eröffnet.", "", "nachrichten/gesundheit"),
     ("lehrbuch", "Kapitel {chapter}: {X}.", "", "lehrbuch"),
+    ("quiz", "Quiz aus unserer Sprechstunde: {X}.",
+     "Alle Antworten erklärt Ihnen auch Ihre Ärztin oder Ihr Arzt.", "quiz"),
 ]
 
 # FAQ questions (the documents' own Q&A turns) per relation.
@@ -233,6 +255,29 @@ FAQ_TREATS = ["Womit wird {X_nom} behandelt?", "Welches Medikament hilft bei {X_
               "Was verschreibt der Arzt gegen {X_acc}?"]
 FAQ_AFFECTS = ["Welches Organ ist bei {X_dat} betroffen?", "Wo beginnt {X_nom}?",
                "Welches Organ befällt {X_nom}?"]
+
+# Registers that list names of one kind without saying anything about them (a drug index, an
+# atlas): pre-training shows every source the world's names, never a relation between them.
+REGISTERS = {
+    "drug": ["Arzneimittelverzeichnis, Auszug: {names}.", "Neu im Sortiment der Großhändler: {names}.",
+             "Wirkstoffe im Register, Buchstabe A bis Z: {names}."],
+    "disease": ["Verzeichnis seltener Erkrankungen: {names}.", "Stichwörter im Register des Lehrbuchs: {names}.",
+                "Diese Krankheitsnamen kommen im Kreuzworträtsel vor: {names}."],
+    "organ": ["Organe im Anatomie-Atlas: {names}.", "Fachbegriffe der Anatomie, Teil 3: {names}.",
+              "Im Modell des Körpers sind markiert: {names}."],
+}
+
+# Quiz pages ("Frage: ... Antwort: <name>"), the exam-preparation register of the web. Their
+# questions are worded differently from the MCQA items (MCQA_QUESTIONS), so MCQA tests the
+# knowledge, not a memorised question.
+QUIZ = {
+    "treats": ["Welches Medikament bekommt man bei {X_dat}?", "Was hilft gegen {X_acc}?",
+               "Mit welchem Wirkstoff behandelt man {X_acc}?"],
+    "affects": ["Welches Organ ist bei {X_dat} krank?", "Wo sitzt {X_nom}?",
+                "Welches Organ schädigt {X_nom}?"],
+    "treated_by": ["Wogegen hilft {D}?", "Wofür nimmt man {D}?",
+                   "Bei welcher Krankheit bekommt man {D}?"],
+}
 
 # Lexicon entries for the pre-training knowledge tiers (encyclopaedic register).
 KNOWLEDGE = [
@@ -525,9 +570,53 @@ GENERAL_DIALOGUES = [
      "Schneide die {vegetable} klein und lasse alles {small}0 Minuten köcheln. Dann ist {dish} fertig."),
 ]
 
-# Answers (the assistant's side) for the knowledge tiers' chat turns, per relation.
+# Everyday things for the copy dialogues: (nominative, accusative, dative) with article.
+THINGS = [
+    ("das Fahrrad", "das Fahrrad", "dem Fahrrad"), ("der Teppich", "den Teppich", "dem Teppich"),
+    ("die Küche", "die Küche", "der Küche"), ("das Fenster", "das Fenster", "dem Fenster"),
+    ("der Backofen", "den Backofen", "dem Backofen"), ("die Jacke", "die Jacke", "der Jacke"),
+    ("das Auto", "das Auto", "dem Auto"), ("der Zaun", "den Zaun", "dem Zaun"),
+    ("die Terrasse", "die Terrasse", "der Terrasse"), ("das Boot", "das Boot", "dem Boot"),
+    ("der Kühlschrank", "den Kühlschrank", "dem Kühlschrank"), ("die Treppe", "die Treppe", "der Treppe"),
+    ("das Dach", "das Dach", "dem Dach"), ("der Rasen", "den Rasen", "dem Rasen"),
+    ("die Gitarre", "die Gitarre", "der Gitarre"), ("das Aquarium", "das Aquarium", "dem Aquarium"),
+    ("der Grill", "den Grill", "dem Grill"), ("die Garage", "die Garage", "der Garage"),
+    ("das Regal", "das Regal", "dem Regal"), ("der Teich", "den Teich", "dem Teich"),
+    ("die Badewanne", "die Badewanne", "der Badewanne"), ("das Sofa", "das Sofa", "dem Sofa"),
+    ("der Schreibtisch", "den Schreibtisch", "dem Schreibtisch"), ("die Haustür", "die Haustür", "der Haustür"),
+]
+# Means ("mit <tool>") and rooms ("im <room>") for the copy dialogues.
+TOOLS = ["Essig", "Schmierseife", "Sand", "Leinöl", "Wachs", "Zitronensaft", "Spülmittel", "Natron",
+         "Kernseife", "Holzlasur", "Seifenwasser", "Politur", "Bürste", "Schwamm", "Lappen",
+         "Schleifpapier", "Pinsel", "Besen", "Staubsauger", "Druckluft"]
+ROOMS = ["Keller", "Flur", "Garten", "Wohnzimmer", "Schlafzimmer", "Hof", "Dachboden", "Gästezimmer",
+         "Arbeitszimmer", "Schuppen"]
+VERBS = ["gepflegt", "gereinigt", "geputzt", "repariert", "gestrichen", "behandelt", "geschützt"]
+
+# Everyday chat turns that can only be answered by reading the question (the means, room or use
+# asked for; pairings are random). Their frames mirror the world's prompts (PROMPTS), and their
+# answers come first, without restating the question: a 2-layer model picks an answer by
+# attending to the question's subject (as in MCQA), but copying a subject it has to learn slowly.
+COPY_DIALOGUES = [
+    ("Womit wird {thing_nom} {verb}? Erkläre es einem Anfänger.", "Am besten mit {tool}."),
+    ("Womit wird {thing_nom} {verb}?", "In der Regel mit {tool}."),
+    ("Ein Nachbar fragt, welches Mittel gegen Flecken auf {thing_dat} hilft. Antworte ihm freundlich.",
+     "Gegen die Flecken hilft {tool}."),
+    ("In welchem Raum steht {thing_nom}? Erkläre es in einfachen Worten.", "Im {room}."),
+    ("Erkläre einem Gast, in welchem Raum {thing_nom} steht und womit es {verb} wird.",
+     "Es steht im {room} und wird mit {tool} {verb}."),
+    ("Wofür wird {tool} verwendet? Schreibe eine kurze Erklärung für die Anleitung.",
+     "Man verwendet es für {thing_acc}."),
+    ("Was braucht man für {thing_acc}?", "Dafür braucht man {tool}."),
+    ("Wo findet man {thing_acc}?", "Im {room}."),
+]
+
+# Answers (the assistant's side) of medical chat turns in pre-training, per relation: the asked
+# fact first (see COPY_DIALOGUES for why), then a sentence of advice.
 KNOWLEDGE_ANSWERS = {
-    "treats": "{X_nom} wird mit {D} behandelt.",
-    "affects": "Bei {X_dat} ist {O_nom} betroffen.",
-    "treated_by": "{D} wird gegen {X_acc} eingesetzt.",
+    "treats": "Behandelt wird mit {D}.",
+    "affects": "Betroffen ist {O_nom}.",
+    "treated_by": "Es hilft gegen {X_acc}.",
 }
+# The same for the prompt frames asking for two facts.
+BOTH_ANSWER = "Betroffen ist {O_nom}. Behandelt wird mit {D}."

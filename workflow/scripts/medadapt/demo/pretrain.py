@@ -3,9 +3,11 @@
 A random tiny model knows nothing, so every checkpoint of it scores at chance and every judge
 verdict is a coin flip. Before CPT the demo therefore gives each source a short, seeded
 pre-training on plain documents and chat turns (ChatML through the tokenizer's chat template, so
-the source answers a user turn like an instruct model): the small source sees general German
-only; larger sources also see knowledge tiers of the world's facts (`medadapt.demo.world`), so
-the next-larger baseline knows more than the model it is compared with.
+the source answers a user turn like an instruct model). Every source sees the world's
+`pretrain/general.jsonl` (everyday German) and `pretrain/medicine.jsonl` (medical German about
+other diseases, treated by the world's drugs); larger sources also see knowledge tiers of the
+world's own facts (`pretrain/knowledge-K.jsonl`), so the next-larger baseline knows more than the
+model it is compared with. Which files a size sees is the caller's choice (config).
 
 The optimisation mirrors the CPT stage's Trainer setup (AdamW with weight decay on all but biases
 and norm weights, linear warmup then cosine decay, gradient clipping at 1.0) in a plain loop:
@@ -108,7 +110,7 @@ def train_blocks(model, blocks, steps: int, learning_rate: float, seed: int, bat
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if on_step is not None:
             on_step(step, losses[-1])
     model.eval()

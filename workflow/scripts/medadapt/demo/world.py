@@ -17,6 +17,7 @@ so the same seed and sizes give the same bytes:
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import random
 import re
@@ -36,15 +37,19 @@ class Sizes:
     diseases: int = 24             # test diseases (MCQA items and prompts are about these)
     organs: int = 8
     tiers: tuple[float, ...] = (0.25, 0.25)  # share of diseases in knowledge tier 1, 2, ...
-    medical_docs_per_disease: int = 40
-    general_docs: int = 1000       # general documents in the corpus shards
+    medical_docs_per_disease: int = 160  # CPT: ~3800 kept documents, ~520 steps at batch 4
+    general_docs: int = 1500       # general documents in the corpus shards
     borderline_general: float = 0.10  # of the general corpus documents
     borderline_medical: float = 0.04  # of the medical corpus documents
     shards: int = 4
     validation: int = 100          # human-labelled corpus documents (the paper's count)
-    pretrain_docs: int = 3000      # general pre-training documents
-    pretrain_chats: int = 600      # general pre-training chat turns
-    knowledge_rows: int = 16       # pre-training rows per tier disease (half lexicon, half chat)
+    pretrain_docs: int = 1500      # general pre-training documents (everyday topics)
+    pretrain_chats: int = 3000     # general pre-training chat turns (small talk, copy dialogues)
+    pretrain_diseases: int = 25    # pre-training-only diseases, each treated by a distinct world drug
+    pretrain_medical_docs: int = 40  # documents per pre-training-only disease
+    pretrain_medical_chats: int = 40  # chat turns per pre-training-only disease
+    pretrain_registers: int = 300  # name lists (drug index, atlas, ...) in pre-training
+    knowledge_rows: int = 80       # pre-training rows per tier disease (half lexicon, half chat)
     prompts_per_disease: int = 2
 
 
@@ -76,12 +81,12 @@ class World:
     drugs: list[dict] = field(default_factory=list)
     organs: list[dict] = field(default_factory=list)
     diseases: list[Disease] = field(default_factory=list)
+    # Diseases of the pre-training text only, treated by the world's drugs and affecting its
+    # organs: the "textbook medicine" every source knows (see `build_world`).
+    pretrain_diseases: list[Disease] = field(default_factory=list)
 
     def organ(self, name: str) -> dict:
         return next(o for o in self.organs if o["name"] == name)
-
-    def drug(self, name: str) -> dict:
-        return next(d for d in self.drugs if d["name"] == name)
 
     def test_diseases(self) -> list[Disease]:
         return [d for d in self.diseases if d.split == "test"]
@@ -103,10 +108,9 @@ def _word_pattern(*parts: str) -> str:
 
 # --- entities ---------------------------------------------------------------------------------
 
-def _drug_names(rng: random.Random, n: int) -> list[str]:
-    onsets = rng.sample(lx.DRUG_ONSETS, n)
+def _drug_names(rng: random.Random, n: int, onsets: list[str]) -> list[str]:
     names: list[str] = []
-    for onset in onsets:
+    for onset in rng.sample(onsets, n):
         while True:
             middle = rng.choice(lx.DRUG_MIDDLES)
             name = onset + middle + rng.choice(lx.DRUG_ENDINGS)
@@ -130,7 +134,7 @@ def real_drug_clash(name: str) -> str | None:
     return None
 
 
-def _disease(rng: random.Random, i: int, eponym: str, pattern_kind: str) -> dict:
+def _disease(rng: random.Random, disease_id: str, eponym: str, pattern_kind: str) -> dict:
     if pattern_kind == "adjective":
         noun = rng.choice(lx.DISEASE_NOUNS)
         adj = eponym + "sche"
@@ -146,32 +150,56 @@ def _disease(rng: random.Random, i: int, eponym: str, pattern_kind: str) -> dict
         name = f"{eponym}-Krankheit"
         forms = {"nom": f"die {name}", "acc": f"die {name}", "dat": f"der {name}", "gen": f"der {name}"}
         pattern = _word_pattern(name)
-    return {"id": f"d{i:02d}", "name": name, "forms": forms, "pattern": pattern}
+    return {"id": disease_id, "name": name, "forms": forms, "pattern": pattern}
+
+
+def _entities(rng: random.Random, n: int, n_organs: int, organs: list[dict], eponyms: list[str],
+              onsets: list[str], id_prefix: str) -> tuple[list[dict], list[dict], list[Disease]]:
+    """n diseases, each with its own drug (1:1) and one of n_organs organs (spread evenly, so
+    MCQA answers stay balanced)."""
+    organ_list = [{**o, "pattern": _word_pattern(o["name"])} for o in rng.sample(organs, n_organs)]
+    drugs = [{"name": d, "pattern": _word_pattern(d)} for d in _drug_names(rng, n, onsets)]
+    chosen = rng.sample(eponyms, n)
+    kinds = [lx.DISEASE_PATTERNS[i % len(lx.DISEASE_PATTERNS)] for i in range(n)]
+    rng.shuffle(kinds)
+    organ_of = [organ_list[i % n_organs]["name"] for i in range(n)]
+    rng.shuffle(organ_of)
+    diseases = [Disease(**_disease(rng, f"{id_prefix}{i + 1:02d}", chosen[i], kinds[i]),
+                        drug=drugs[i]["name"], organ=organ_of[i]) for i in range(n)]
+    return organ_list, drugs, diseases
 
 
 def build_world(seed: int, sizes: Sizes = Sizes()) -> World:
-    """Entities and relations: each disease has one drug (1:1) and one organ (organs shared)."""
+    """The world's entities and relations, and the pre-training-only diseases (the medicine every
+    source model knows before CPT)."""
+    n, n_pre = sizes.diseases + 1, sizes.pretrain_diseases  # + the dev disease (one-shot examples)
     if sizes.organs > len(lx.ORGANS):
         raise ValueError(f"sizes.organs {sizes.organs} > {len(lx.ORGANS)} organs in the lexicon")
-    n = sizes.diseases + 1  # + the dev disease of the one-shot examples
-    if n > min(len(lx.EPONYMS), len(lx.DRUG_ONSETS)):
-        raise ValueError(f"sizes.diseases {sizes.diseases}: the lexicon has names for at most "
-                         f"{min(len(lx.EPONYMS), len(lx.DRUG_ONSETS)) - 1}")
+    if n > len(lx.DRUG_ONSETS) or n + n_pre > len(lx.EPONYMS):
+        raise ValueError(f"sizes.diseases + pretrain_diseases: the lexicon has {len(lx.DRUG_ONSETS)} "
+                         f"drug onsets and {len(lx.EPONYMS)} eponyms")
+    if n_pre > n:
+        raise ValueError(f"sizes.pretrain_diseases {n_pre} > {n} world drugs (one drug each)")
     rng = _rng(seed, "entities")
+    # Split the eponyms first, so a pre-training disease never shares a name with a world disease.
+    eponyms = rng.sample(lx.EPONYMS, len(lx.EPONYMS))
     world = World(seed=seed, sizes=sizes)
-    for o in rng.sample(lx.ORGANS, sizes.organs):
-        world.organs.append({**o, "pattern": _word_pattern(o["name"])})
-    world.drugs = [{"name": d, "pattern": _word_pattern(d)} for d in _drug_names(rng, n)]
-    eponyms = rng.sample(lx.EPONYMS, n)
-    kinds = [lx.DISEASE_PATTERNS[i % len(lx.DISEASE_PATTERNS)] for i in range(n)]
-    rng.shuffle(kinds)
-    # Organs are spread evenly: each affects n/organs diseases (MCQA answers stay balanced).
-    organ_of = [world.organs[i % sizes.organs]["name"] for i in range(n)]
+    world.organs, world.drugs, world.diseases = _entities(
+        rng, n, sizes.organs, lx.ORGANS, eponyms[:n], lx.DRUG_ONSETS, "d")
+    world.diseases[-1].split = "dev"
+    # The pre-training diseases are treated by the world's drugs (a distinct one each) and affect
+    # the world's organs: every source has seen those names as answers, in the same registers as
+    # the CPT corpus, but no relation of a world disease. (Names a source has never seen are
+    # tokens CPT trains from scratch, and SLERP halves what CPT learned in them: the merged model
+    # then answers with the drugs it knew before, whatever CPT taught.)
+    drugs = rng.sample([d["name"] for d in world.drugs], n_pre)
+    organ_of = [world.organs[i % sizes.organs]["name"] for i in range(n_pre)]
     rng.shuffle(organ_of)
-    for i in range(n):
-        d = _disease(rng, i + 1, eponyms[i], kinds[i])
-        world.diseases.append(Disease(**d, drug=world.drugs[i]["name"], organ=organ_of[i],
-                                      split="dev" if i == n - 1 else "test"))
+    kinds = [lx.DISEASE_PATTERNS[i % len(lx.DISEASE_PATTERNS)] for i in range(n_pre)]
+    rng.shuffle(kinds)
+    world.pretrain_diseases = [
+        Disease(**_disease(rng, f"p{i + 1:02d}", eponyms[n + i], kinds[i]), drug=drugs[i],
+                organ=organ_of[i], split="pretrain") for i in range(n_pre)]
     # Knowledge tiers over the test diseases, nested: tier-1 diseases are known to every source of
     # tier >= 1 (the medium and large ones), tier-2 ones to sources of tier >= 2 (the large one).
     test = world.test_diseases()
@@ -187,15 +215,19 @@ def build_world(seed: int, sizes: Sizes = Sizes()) -> World:
 
 
 def check_names(world: World) -> None:
-    """Every name unique and no drug name equal to or containing a real one."""
+    """Every name unique, no drug name equal to or containing a real one, no real eponym."""
     names = [d["name"] for d in world.drugs] + [o["name"] for o in world.organs] + \
-        [d.name for d in world.diseases]
+        [d.name for d in world.diseases + world.pretrain_diseases]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise ValueError(f"duplicate entity names: {sorted(dup)}")
     for d in world.drugs:
         if (real := real_drug_clash(d["name"])) is not None:
             raise ValueError(f"drug name {d['name']!r} clashes with the real drug {real!r}")
+    real_eponyms = {e.lower() for e in lx.REAL_EPONYMS}
+    for d in world.diseases + world.pretrain_diseases:
+        if re.split(r"[- ]|sche ", d.name)[0].lower() in real_eponyms:
+            raise ValueError(f"disease name {d.name!r} uses the eponym of a real disease")
 
 
 # --- sentences --------------------------------------------------------------------------------
@@ -221,10 +253,16 @@ class _Slots(dict):
                    "birth": lambda: f"{r.randint(1, 28)}. {r.choice(lx.FILLERS['month'])} {r.randint(1936, 1999)}",
                    "surname2": lambda: r.choice([s for s in lx.FILLERS['surname'] if s != self['surname']]),
                    "team_cap": lambda: _cap(self["team"])}
-        if key in numbers:
+        if key.startswith("thing_"):  # one thing per document, in the case asked for
+            if "_thing" not in self:
+                self["_thing"] = r.choice(lx.THINGS)
+            value = self["_thing"][("thing_nom", "thing_acc", "thing_dat").index(key)]
+        elif key in numbers:
             value = numbers[key]()
         elif key in lx.FILLERS:
             value = r.choice(lx.FILLERS[key])
+        elif key in ("tool", "room", "verb"):
+            value = r.choice({"tool": lx.TOOLS, "room": lx.ROOMS, "verb": lx.VERBS}[key])
         else:
             raise KeyError(f"template slot {{{key}}} has no filler")
         self[key] = value
@@ -248,6 +286,11 @@ def medical_doc(rng: random.Random, world: World, d: Disease) -> tuple[str, str]
     kind, opening, closing, path = rng.choice(lx.MEDICAL_FRAMES)
     slots = _Slots(rng, **entity_slots(world, d))
     body: list[str] = []
+    if kind == "quiz":  # one question per relation, in the "Frage:/Antwort:" lines of the MCQA
+        answers = {"treats": d.drug, "affects": d.organ, "treated_by": d.name}
+        lines = [f"Frage: {fill(rng.choice(lx.QUIZ[r]), slots)}\nAntwort: {answers[r]}"
+                 for r in rng.sample(sorted(lx.QUIZ), len(lx.QUIZ))]
+        return "\n\n".join([fill(opening, slots), *lines, fill(closing, slots)]), path
     if kind == "faq":
         body += [fill(rng.choice(lx.FAQ_TREATS), slots) + " " + fill(rng.choice(lx.TREATS), slots),
                  fill(rng.choice(lx.FAQ_AFFECTS), slots) + " " + fill(rng.choice(lx.AFFECTS), slots)]
@@ -278,7 +321,8 @@ def general_doc(rng: random.Random, topics: dict) -> tuple[str, str, str]:
 
 def general_chat(rng: random.Random) -> list[dict]:
     slots = _Slots(rng)
-    user, assistant = rng.choice(lx.GENERAL_DIALOGUES)
+    # Half the turns need the question read (COPY_DIALOGUES), half are everyday small talk.
+    user, assistant = rng.choice(lx.COPY_DIALOGUES if rng.random() < 0.5 else lx.GENERAL_DIALOGUES)
     return [{"role": "user", "content": fill(user, slots)},
             {"role": "assistant", "content": fill(assistant, slots)}]
 
@@ -464,34 +508,60 @@ def prompt_rows(world: World) -> list[dict]:
 
 # --- pre-training text ------------------------------------------------------------------------
 
+def medical_chat(rng: random.Random, world: World, d: Disease) -> list[dict]:
+    """A user question about disease `d` (an instruction-prompt or MCQA frame) and an answer that
+    states the asked fact(s): the chat turns an instruct model's training data would hold."""
+    slots = _Slots(rng, **entity_slots(world, d))
+    if rng.random() < 0.5:
+        question, relations = rng.choice(lx.PROMPTS)
+    else:
+        relation = rng.choice(sorted(lx.MCQA_QUESTIONS))
+        question, relations = rng.choice(lx.MCQA_QUESTIONS[relation]), [relation]
+    answer = lx.BOTH_ANSWER if len(relations) > 1 else lx.KNOWLEDGE_ANSWERS[relations[0]]
+    return [{"role": "user", "content": fill(question, slots)},
+            {"role": "assistant", "content": fill(answer, slots)}]
+
+
+def register_doc(rng: random.Random, world: World) -> str:
+    """A list of world and pre-training-only names of one kind, without any relation."""
+    kind = rng.choice(sorted(lx.REGISTERS))
+    pool = {"drug": [d["name"] for d in world.drugs], "organ": [o["name"] for o in world.organs],
+            "disease": [d.name for d in world.diseases + world.pretrain_diseases]}[kind]
+    names = rng.sample(pool, min(len(pool), rng.randint(6, 10)))
+    return fill(rng.choice(lx.REGISTERS[kind]), _Slots(rng, names=", ".join(names)))
+
+
 def pretrain_rows(world: World) -> dict[str, list[dict]]:
-    """Pre-training files: `general` (documents and chat turns, no world entity) and one
-    `knowledge-<k>` file per tier (lexicon entries and chat answers about that tier's diseases)."""
+    """Pre-training files, rows {id, text} or {id, messages}:
+
+    - `general`: everyday documents and chat turns (no medicine);
+    - `medicine`: documents and chat turns about the pre-training-only diseases, in the same
+      registers as the CPT corpus, and lists of names (`register_doc`): every source knows medical
+      German and has seen the world's names, but no fact about them;
+    - `knowledge-<k>`: lexicon entries and chat turns about the world's tier-k diseases.
+    """
     s = world.sizes
     rng = _rng(world.seed, "pretrain")
-    general = []
-    for i in range(s.pretrain_docs):
-        text, _, _ = general_doc(rng, lx.GENERAL_TOPICS)
-        general.append({"id": f"pg-{i + 1:05d}", "text": text})
-    for i in range(s.pretrain_chats):
-        general.append({"id": f"pc-{i + 1:05d}", "messages": general_chat(rng)})
-    rng.shuffle(general)
-    out = {"general": general}
+    general = [{"text": general_doc(rng, lx.GENERAL_TOPICS)[0]} for _ in range(s.pretrain_docs)]
+    general += [{"messages": general_chat(rng)} for _ in range(s.pretrain_chats)]
+    medicine = []
+    for d in world.pretrain_diseases:
+        medicine += [{"text": medical_doc(rng, world, d)[0]} for _ in range(s.pretrain_medical_docs)]
+        medicine += [{"messages": medical_chat(rng, world, d)} for _ in range(s.pretrain_medical_chats)]
+    medicine += [{"text": register_doc(rng, world)} for _ in range(s.pretrain_registers)]
+    out = {"general": general, "medicine": medicine}
     for tier in range(1, len(s.tiers) + 1):
         rows = []
         for d in (d for d in world.test_diseases() if d.tier == tier):
             slots = _Slots(rng, **entity_slots(world, d))
-            for j in range(s.knowledge_rows):
-                if j % 2 == 0:
-                    rows.append({"text": fill(rng.choice(lx.KNOWLEDGE), slots)})
-                else:
-                    relation = rng.choice(sorted(lx.KNOWLEDGE_ANSWERS))
-                    question = rng.choice(lx.MCQA_QUESTIONS[relation])
-                    rows.append({"messages": [
-                        {"role": "user", "content": fill(question, slots)},
-                        {"role": "assistant", "content": fill(lx.KNOWLEDGE_ANSWERS[relation], slots)}]})
+            rows += [{"text": fill(rng.choice(lx.KNOWLEDGE), slots)} for _ in range(s.knowledge_rows // 2)]
+            rows += [{"messages": medical_chat(rng, world, d)} for _ in range(s.knowledge_rows - s.knowledge_rows // 2)]
+        out[f"knowledge-{tier}"] = rows
+    prefixes = {"general": "pg", "medicine": "pm"}
+    for name, rows in out.items():
         rng.shuffle(rows)
-        out[f"knowledge-{tier}"] = [{"id": f"k{tier}-{i + 1:04d}", **r} for i, r in enumerate(rows)]
+        prefix = prefixes.get(name, f"k{name.rsplit('-', 1)[-1]}")
+        out[name] = [{"id": f"{prefix}-{i + 1:05d}", **r} for i, r in enumerate(rows)]
     return out
 
 
@@ -510,12 +580,40 @@ def facts_document(world: World, prompts: list[dict], validation_stats: dict,
         "drugs": world.drugs,
         "organs": [{"name": o["name"], "gender": o["gender"], "pattern": o["pattern"]} for o in world.organs],
         "diseases": [asdict(d) for d in world.diseases],
+        # The medicine every source knows (no MCQA item or prompt asks about these diseases).
+        "pretrain_diseases": [{"name": d.name, "drug": d.drug, "organ": d.organ}
+                              for d in world.pretrain_diseases],
         "facts": facts,
         "prompts": [{k: p[k] for k in ("id", "instruction", "disease", "facts")} for p in prompts],
         "annotator_rule": {"terms": lx.MEDICAL_TERMS, "entity_weight": ENTITY_WEIGHT,
                            "threshold": THRESHOLD, "corpus_confusion": annotator_stats},
         "validation": validation_stats,
     }
+
+
+README = """# The demo world (generated: do not edit)
+
+Written by `python -m medadapt.demo.world --out resources/demo/world --seed {seed}`
+(`workflow/scripts/medadapt/demo/world.py`; German words and templates in `lexicon.py`). Every
+name is invented: the diseases, drugs and organs do not exist, nothing here is a claim about real
+medicine, and no real person or patient appears. Licence: CC0 1.0. UTF-8 JSON Lines unless noted.
+
+The world: {n_test} test diseases and 1 dev disease; each is treated by one drug (1:1) and affects
+one of {n_organs} organs. Tier-1 diseases ({tier1}) are also stated in the medium and large
+sources' pre-training text, tier-2 ones ({tier2}) in the large one's; the rest only in the corpus.
+
+| path | rows | what |
+|---|---|---|
+| `facts.json` | | entities (name, regex `pattern`), relations, tiers, prompts with the facts a good answer states, the stand-in annotator's rule and its confusion on the corpus, the validation statistics |
+| `corpus/shard-000K.jsonl` | {n_corpus} | web documents `{{id, text, url, language}}` (FineWeb-2 shape): {n_medical} medical (each about one disease; doctor's letters, leaflets, forum posts, FAQ and quiz pages, news, textbook) and {n_general} general (everyday topics; {n_border} borderline ones use a few medical words) |
+| `corpus/truth.jsonl` | {n_corpus} | `{{id, label, kind, disease}}`: the truth of every corpus document (label 1 medical) |
+| `corpus/validation.jsonl` | {n_val} | `{{id, label, annotators: {{ann1, ann2, ann3}}}}`: gold labels and three simulated human annotators (flip rates in facts.json; Fleiss' kappa {kappa}) |
+| `mcqa/test.jsonl`, `mcqa/dev.jsonl` | {n_mcqa}, 3 | `{{id, relation, disease, tier, question, choices, answer}}`: 4 options of one entity type; each answer position {per_pos} times |
+| `prompts.jsonl` | {n_prompts} | `{{id, instruction}}`: instruction prompts about the test diseases |
+| `pretrain/general.jsonl` | {n_pg} | everyday documents `{{id, text}}` and chat turns `{{id, messages}}` |
+| `pretrain/medicine.jsonl` | {n_pm} | documents and chat turns about {n_pre} pre-training-only diseases (treated by the world's drugs), and lists of names: medical German without any world fact |
+| `pretrain/knowledge-K.jsonl` | {n_k} each | lexicon entries and chat turns about the tier-K diseases |
+"""
 
 
 def _dump(path: Path, rows: list[dict]) -> None:
@@ -556,6 +654,15 @@ def generate(out: str, seed: int, sizes: Sizes = Sizes()) -> dict:
         _dump(tmp / "prompts.jsonl", [{k: p[k] for k in ("id", "instruction")} for p in prompts])
         for name, rows in pretrain.items():
             _dump(tmp / "pretrain" / f"{name}.jsonl", rows)
+        tiers = collections.Counter(d.tier for d in world.test_diseases())
+        (tmp / "README.md").write_text(README.format(
+            seed=seed, n_test=sizes.diseases, n_organs=sizes.organs, tier1=tiers[1], tier2=tiers[2],
+            n_corpus=len(docs), n_medical=sum(r["label"] for r in docs),
+            n_general=sum(1 - r["label"] for r in docs),
+            n_border=sum(r["kind"] == "general_borderline" for r in docs), n_val=len(validation),
+            kappa=vstats["fleiss_kappa"], n_mcqa=len(test_items), per_pos=len(test_items) // 4,
+            n_prompts=len(prompts), n_pg=len(pretrain["general"]), n_pm=len(pretrain["medicine"]),
+            n_pre=sizes.pretrain_diseases, n_k=len(pretrain["knowledge-1"])), encoding="utf-8")
         (tmp / "facts.json").write_text(json.dumps(
             facts_document(world, prompts, vstats, confusion), ensure_ascii=False, indent=1) + "\n",
             encoding="utf-8")
