@@ -213,6 +213,49 @@ def judge(facts: dict, prompts: list[dict], cand: list[str], base: list[str], bi
             "first_shown_wins": round(first_wins, 3)}
 
 
+def classifier_check(world: Path, work: Path, sample_size: int, classifier: dict, seed: int) -> dict:
+    """The corpus stages on the world, with the stand-in annotator's rule as the LLM: stratified
+    sample -> rule labels -> tiny XLM-R fine-tuned -> every document scored -> F1 against the
+    gold labels of the validation subset and against the truth of the whole corpus."""
+    import polars as pl
+
+    from medadapt.corpus.classifier import train_classifier
+    from medadapt.corpus.classify import load_classifier, score_texts
+    from medadapt.corpus.metrics import binary_metrics
+    from medadapt.corpus.sample import stratified_sample
+    from medadapt.demo.world import annotator_rule
+    from medadapt.models.tiny import build_classifier
+
+    facts = json.loads((world / "facts.json").read_text())
+    rule = facts["annotator_rule"]
+    patterns = [d["pattern"] for d in facts["drugs"]] + [o["pattern"] for o in facts["organs"]] + \
+        [d["pattern"] for d in facts["diseases"]]
+    shards = sorted(str(p) for p in (world / "corpus").glob("shard-*.jsonl"))
+    out, t = {}, time.time()
+    stratified_sample(shards, sample_size, seed, str(world / "corpus" / "validation.jsonl"), str(work / "sample.parquet"))
+    sample = pl.read_parquet(work / "sample.parquet")
+    labels = [int(annotator_rule(x, patterns, rule["terms"], rule["entity_weight"], rule["threshold"])[0])
+              for x in sample["text"]]
+    pl.DataFrame({"id": sample["id"], "label": labels, "raw": [""] * len(labels)}).write_parquet(work / "ann.parquet")
+    build_classifier([r["text"] for s in shards for r in read_jsonl(s)], str(work / "clf-base"),
+                     {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128},
+                     seed=seed)
+    out["train"] = train_classifier(str(work / "sample.parquet"), [str(work / "ann.parquet")], str(work / "clf-base"),
+                                    str(work / "clf"), classifier, seed)
+    model, tok = load_classifier(str(work / "clf"))
+    docs = [r for s in shards for r in read_jsonl(s)]
+    scores = score_texts(model, tok, [d["text"] for d in docs], 32, classifier["max_length"])
+    truth = {r["id"]: r["label"] for r in read_jsonl(world / "corpus" / "truth.jsonl")}
+    gold = {r["id"]: r["label"] for r in read_jsonl(world / "corpus" / "validation.jsonl")}
+    pred = {d["id"]: int(sc >= 0.5) for d, sc in zip(docs, scores)}
+    out["validation"] = binary_metrics([gold[i] for i in gold], [pred[i] for i in gold])
+    out["corpus"] = binary_metrics([truth[i] for i in pred], [pred[i] for i in pred])
+    out["annotator_validation"] = binary_metrics(
+        [gold[i] for i in gold], [dict(zip(sample["id"], labels))[i] for i in gold])
+    out["seconds"] = round(time.time() - t, 1)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--world", default="resources/demo/world")
@@ -237,6 +280,10 @@ def main() -> None:
                     help='JSON of medadapt.demo.world.Sizes fields: generate a world variant under --work')
     ap.add_argument("--reuse", help="a previous --work dir whose tokenizer and pre-trained bases to use")
     ap.add_argument("--no-generate", action="store_true", help="skip generation and judging")
+    ap.add_argument("--classifier", type=int, metavar="SAMPLE_SIZE",
+                    help="only run the corpus check: annotate a sample of this size by the rule, "
+                         "train the tiny classifier (--classifier-epochs), F1 against gold")
+    ap.add_argument("--classifier-epochs", type=int, default=2)
     a = ap.parse_args()
 
     import torch
@@ -267,6 +314,14 @@ def main() -> None:
     timer = Timer(results)
     facts = json.loads((world / "facts.json").read_text())
     prompts = read_jsonl(world / "prompts.jsonl")
+    if a.classifier:
+        clf = {"max_length": 128, "epochs": a.classifier_epochs, "learning_rate": 1e-3, "batch_size": 16,
+               "test_size": 0.2}
+        results[f"classifier n={a.classifier} epochs={a.classifier_epochs}"] = res = \
+            classifier_check(world, work, a.classifier, clf, a.seed)
+        print(json.dumps(res, indent=1))
+        res_path.write_text(json.dumps(results, indent=1))
+        return
 
     tok_dir = work / "tokenizer"
     if not tok_dir.exists():
