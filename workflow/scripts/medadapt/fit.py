@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from medadapt.davidson import fit_shares
-from medadapt.io import write_table
+from medadapt.io import read_parquet, write_table
 
 ORDERS = {"cand_first": 1, "base_first": -1}  # who was shown first: +1 the candidate (player k)
 # winner as the judge saw it (A = shown first) -> result for the candidate: 1 win, 0.5 tie, 0 loss
@@ -43,13 +43,7 @@ def read_judgments(path: str) -> pl.DataFrame:
     """All games of one judgment parquet, checked, with `result` (the candidate's 1 / 0.5 / 0; null
     without a valid verdict) and `first` (+1 candidate shown first, −1 baseline) columns. A game is
     valid iff its winner is not null."""
-    try:
-        df = pl.read_parquet(path)
-    except (OSError, pl.exceptions.ComputeError) as exc:
-        raise ValueError(f"{path}: cannot read judgment parquet ({exc})") from None
-    missing = [c for c in REQUIRED if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; expected at least {list(REQUIRED)}")
+    df = read_parquet(path, REQUIRED, "judgment parquet")
     if {"model_a", "model_b"} <= set(df.columns):
         same = df.filter(pl.col("model_a") == pl.col("model_b"))
         if same.height:

@@ -58,3 +58,17 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
     return rows
+
+
+def read_parquet(path: str | os.PathLike, required, what: str):
+    """A stage's parquet output; errors name the file, what it should hold and the missing columns."""
+    import polars as pl
+
+    try:
+        df = pl.read_parquet(path)
+    except (OSError, pl.exceptions.ComputeError) as exc:
+        raise ValueError(f"{path}: cannot read {what} ({exc})") from None
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; expected at least {list(required)}")
+    return df

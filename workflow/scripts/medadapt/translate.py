@@ -37,7 +37,7 @@ import time
 from typing import Any
 
 from medadapt.io import read_jsonl, write_jsonl
-from medadapt.llm import InvalidAnswer, TooManyFailures
+from medadapt.llm import InvalidAnswer, TooManyFailures, json_object
 from medadapt.llm.cache import ResponseCache, cache_key
 from medadapt.llm.client import ChatClient, Endpoint, RetryPolicy
 
@@ -72,14 +72,9 @@ def read_translation(text: str | None) -> str:
     raises InvalidAnswer (with the reason) for anything else."""
     if text is None or not text.strip():
         raise InvalidAnswer("empty answer")
-    try:
-        # strict=False: a raw line break (or other control character) inside the string is taken
-        # as it is; the engine's JSON grammar lets a model write one where JSON wants "\n".
-        obj = json.loads(text, strict=False)
-    except json.JSONDecodeError as exc:
-        raise InvalidAnswer(f"not a JSON object ({exc.msg} at character {exc.pos})") from None
-    if not isinstance(obj, dict):
-        raise InvalidAnswer(f"JSON {type(obj).__name__}, not an object")
+    # strict=False: a raw line break (or other control character) inside the string is taken
+    # as it is; the engine's JSON grammar lets a model write one where JSON wants "\n".
+    obj = json_object(text, strict=False)
     if set(obj) != {"translation"}:
         raise InvalidAnswer(f"keys {sorted(obj)[:5]}, expected only 'translation'")
     value = obj["translation"]

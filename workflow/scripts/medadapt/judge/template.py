@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import jinja2
 import yaml
 
-from medadapt.llm import InvalidAnswer
+from medadapt.llm import InvalidAnswer, json_object
 
 FIGURE4_YAML = """\
 messages:
@@ -140,12 +140,7 @@ def read_winner(text: str | None) -> str:
     body = text.strip()
     if (fence := _FENCE.match(body)) is not None:
         body = fence.group(1).strip()
-    try:
-        obj = json.loads(body, object_pairs_hook=_no_duplicates)
-    except json.JSONDecodeError as exc:
-        raise InvalidAnswer(f"not a JSON object ({exc.msg} at character {exc.pos})") from None
-    if not isinstance(obj, dict):
-        raise InvalidAnswer(f"JSON {type(obj).__name__}, not an object")
+    obj = json_object(body, object_pairs_hook=_no_duplicates)
     if "winner" not in obj:
         raise InvalidAnswer(f"no 'winner' key (keys: {sorted(obj)[:5]})")
     winner = obj["winner"]

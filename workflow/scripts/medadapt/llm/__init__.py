@@ -17,6 +17,20 @@ class InvalidAnswer(ValueError):
     """Raised by a caller's `parse` for an answer that is not usable; the message says why."""
 
 
+def json_object(text: str, **loads) -> dict:
+    """The JSON object an answer consists of (`loads`: json.loads options); InvalidAnswer, with the
+    reason, for anything else. The callers' parsers then check the object's keys and values."""
+    import json
+
+    try:
+        obj = json.loads(text, **loads)
+    except json.JSONDecodeError as exc:
+        raise InvalidAnswer(f"not a JSON object ({exc.msg} at character {exc.pos})") from None
+    if not isinstance(obj, dict):
+        raise InvalidAnswer(f"JSON {type(obj).__name__}, not an object")
+    return obj
+
+
 class TooManyFailures(LLMError):
     """More requests ended without a valid answer than the caller allows (`max_failed`).
 

@@ -12,6 +12,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import polars as pl
 
+from medadapt.io import read_parquet
 from medadapt.tables.common import PathLike, keyed
 
 ITEM_KEY = ("family", "size", "ckpt")
@@ -48,13 +49,7 @@ class ModelItems:
 
 
 def read_items(path: PathLike, name: str) -> ModelItems:
-    try:
-        df = pl.read_parquet(path)
-    except (OSError, pl.exceptions.ComputeError) as exc:
-        raise ValueError(f"{path}: cannot read MCQA items ({exc})") from None
-    missing = [c for c in REQUIRED if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; expected at least {REQUIRED}")
+    df = read_parquet(path, REQUIRED, "MCQA items")
     if df.is_empty():
         raise ValueError(f"{path}: no items")
     return ModelItems(name, df.select(REQUIRED))
