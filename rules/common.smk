@@ -426,6 +426,26 @@ FAILURE_FIGURES = [
     for fam in GRID.families()
     for fmt in FIGURE_FORMATS
 ]
+# Judge examples (source vs last checkpoint, side by side): per adapted run, the last
+# checkpoint's judgment against the source and both models' responses, in the same order.
+EXAMPLE_KEYS = (
+    [f"{f}/{s}/{CKPTS[-1]}" for f, s, b in GRID.comparisons() if b == "source"]
+    if CKPTS
+    else []
+)
+EXAMPLE_JUDGMENTS = [
+    f"{R}/judge/{f}/{s}/{c}_vs_source.parquet"
+    for f, s, c in (k.split("/") for k in EXAMPLE_KEYS)
+]
+EXAMPLE_CANDIDATES = [f"{R}/generate/{key}.jsonl" for key in EXAMPLE_KEYS]
+EXAMPLE_SOURCES = [
+    f"{R}/generate/{f}/{s}/base.jsonl"
+    for f, s, c in (k.split("/") for k in EXAMPLE_KEYS)
+]
+EXAMPLES = {
+    "out_csv": f"{R}/tables/judge_examples.csv",
+    "out_md": f"{R}/tables/judge_examples.md",
+}
 # The default target: the report; for one part of a grid split across clusters (run_platforms /
 # prebuilt_corpus), that part's results, which the README's last step turns into one report.
 REPORT_TARGETS = (
@@ -437,6 +457,7 @@ REPORT_TARGETS = (
         f"{R}/tables/corpus_validation.csv",
         FAILURE_TABLE,
         *FAILURE_FIGURES,
+        *(EXAMPLES.values() if EXAMPLE_KEYS else []),
     ]
 )
 from medadapt.corpus.shards import group_shards  # noqa: E402

@@ -128,3 +128,25 @@ rule failure_mode_figures:
         family=lambda wc: wc.family,
     script:
         ENTRY
+
+
+rule judge_examples:
+    input:
+        judgments=EXAMPLE_JUDGMENTS,
+        candidates=EXAMPLE_CANDIDATES,
+        sources=EXAMPLE_SOURCES,
+    output:
+        out_csv=EXAMPLES["out_csv"],
+        out_md=report(
+            EXAMPLES["out_md"],
+            caption="../workflow/report/judge_examples.rst",
+            category="Tables",
+        ),
+    log:
+        log("report/judge_examples"),
+    conda:
+        "../envs/report.yaml"
+    params:
+        example_keys=EXAMPLE_KEYS,
+    script:
+        ENTRY

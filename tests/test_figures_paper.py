@@ -350,3 +350,59 @@ def test_training_record_names_the_accelerator(tmp_path):
     row = runs_table([str(tmp_path / "history.json")], [f"{F}/s"]).row(0, named=True)
     assert (row["accelerator"], row["accelerators"], row["checkpoints"]) == ("cpu, not recorded", 1, 2)
     assert row["wall_hours"] == pytest.approx(6 / 3600)
+
+
+def test_judge_examples_side_by_side(tmp_path):
+    from medadapt.tables.examples import choose, write_examples
+
+    # candidate's view: p1 win (A, B), p2 tie (A, A: the orders disagree), p3 loss (B, A), p4 win
+    games = {"p1": ("A", "B"), "p2": ("A", "A"), "p3": ("B", "A"), "p4": ("A", "0")}
+    rows = [{"prompt_id": p, "order": o, "winner": w, "raw": f'{{"winner": "{w}"}}', "status": "valid"}
+            for p, (a, b) in games.items() for o, w in (("cand_first", a), ("base_first", b))]
+    judg = tmp_path / "c02_vs_source.parquet"
+    pl.DataFrame(rows).write_parquet(judg)
+    for name, who in (("cand", "checkpoint"), ("src", "source")):
+        (tmp_path / f"{name}.jsonl").write_text("".join(
+            json.dumps({"id": p, "instruction": f"Frage {p} | mit Pipe", "response": f"{who} {p}\nzweite Zeile"}) + "\n"
+            for p in games))
+    csv, md = tmp_path / "ex.csv", tmp_path / "ex.md"
+    assert write_examples([str(judg)], [str(tmp_path / "cand.jsonl")], [str(tmp_path / "src.jsonl")],
+                          [f"{F}/s/c02"], str(csv), str(md)) == {"examples": 3}
+    df = pl.read_csv(csv)
+    assert df["prompt_id"].to_list() == ["p1", "p2", "p3"]             # first win, tie, loss
+    assert df["outcome"].to_list() == ["win", "tie", "loss"]
+    p1 = df.row(0, named=True)
+    assert p1["source_response"].startswith("source p1") and p1["ckpt_response"].startswith("checkpoint p1")
+    assert p1["verdict_cand_first"] == "A (first shown): win for the checkpoint"
+    assert p1["verdict_base_first"] == "B (second shown): win for the checkpoint"
+    text = md.read_text()
+    assert "| source p1<br>zweite Zeile | checkpoint p1<br>zweite Zeile |" in text
+    assert "Frage p1 \\| mit Pipe" in text and "## fam s, c02: prompt p2 (tie)" in text
+    assert choose({"a": "win", "b": "win", "c": None}, 2) == ["a", "b"]
+
+
+def test_report_rules_bind_to_their_stages():
+    """The names the report rules use (rules/report.smk) are the stages' parameters."""
+    from medadapt.figures.failure_modes import write_failure_mode_figure
+    from medadapt.runtime import Job, bind
+    from medadapt.tables import write_tables
+    from medadapt.tables.examples import write_examples
+
+    figures = Job(rule="figures", input={"mcqa": "m.csv", "rankings": "r.csv",
+                                         "milestones": "ms.csv", "prompt_outcomes": "p.csv"},
+                  output={"judge_flows": "j.png", "judge_flows_svg": "j.svg"},
+                  params={"family": F})
+    assert bind(write_figures, figures)["judge_flows_svg"] == "j.svg"
+    fm = Job(rule="failure_mode_figures", input={"failure_modes": "f.csv"},
+             output={"out": "f.png", "out_svg": "f.svg"}, params={"family": F})
+    assert bind(write_failure_mode_figure, fm)["out_svg"] == "f.svg"
+    ex = Job(rule="judge_examples", input={"judgments": ["j"], "candidates": ["c"], "sources": ["s"]},
+             output={"out_csv": "e.csv", "out_md": "e.md"}, params={"example_keys": ["f/s/c02"]})
+    assert bind(write_examples, ex)["example_keys"] == ["f/s/c02"]
+    tables = Job(rule="tables",
+                 input={"checkpoints": ["c"], "histories": ["h"], "mcqa": ["m"], "fits": ["f"]},
+                 output={"out_compute": "c", "out_mcqa": "m", "out_ranking": "r", "out_summary": "s",
+                         "out_prompt_outcomes": "p", "out_runs": "runs"},
+                 params={"mcqa_keys": [], "pairs": {}, "history_keys": ["f/s"], "mcqa_alpha": 0.05,
+                         "mcqa_n_boot": 0, "mcqa_seed": 0})
+    assert bind(write_tables, tables)["out_runs"] == "runs"
