@@ -406,3 +406,48 @@ def test_report_rules_bind_to_their_stages():
                  params={"mcqa_keys": [], "pairs": {}, "history_keys": ["f/s"], "mcqa_alpha": 0.05,
                          "mcqa_n_boot": 0, "mcqa_seed": 0})
     assert bind(write_tables, tables)["out_runs"] == "runs"
+
+
+def test_tables_to_figures_end_to_end(tmp_path):
+    """write_tables writes prompt_outcomes, runs (and Table 2 in summary.md) from stage outputs;
+    the figures stage draws from those CSVs."""
+    from medadapt.tables import write_tables
+    from test_tables import make_inputs
+
+    inputs = make_inputs(tmp_path / "results")
+    histories, keys = [], []
+    for family, size, _ in inputs["pairs"]:
+        path = tmp_path / "results" / "train" / family / size / "history.json"
+        path.write_text(json.dumps({"tokens": 16_000_000, "flops": 1e17, "segments": [
+            {"ckpt": "c01", "first_step": 0, "step": 10, "resumed_from_step": 0, "seconds": 3600,
+             "world_size": 4, "accelerator": "NVIDIA H100 80GB HBM3"}]}))
+        histories.append(str(path))
+        keys.append(f"{family}/{size}")
+    out = {n: str(tmp_path / "tables" / f"{n}.csv") for n in
+           ("compute", "mcqa", "rankings", "judgments", "milestones", "tests", "prompts", "runs")}
+    summary = tmp_path / "tables" / "summary.md"
+    write_tables(inputs["checkpoints"], inputs["mcqa"], inputs["mcqa_keys"], inputs["fits"],
+                 inputs["pairs"], out["compute"], out["mcqa"], out["rankings"], str(summary),
+                 judgments=inputs["judgments"], judgment_keys=inputs["judgment_keys"],
+                 out_judgments=out["judgments"], mcqa_items=inputs["mcqa_items"],
+                 out_mcqa_tests=out["tests"], out_mcqa_milestones=out["milestones"],
+                 out_prompt_outcomes=out["prompts"], histories=histories, history_keys=keys,
+                 out_runs=out["runs"], mcqa_alpha=0.05, mcqa_n_boot=20, mcqa_seed=0)
+    runs = pl.read_csv(out["runs"])
+    assert runs.height == len(inputs["pairs"]) and set(runs["gpu_hours"]) == {4.0}
+    text = summary.read_text()
+    assert "## Training cost per run (Table 2)" in text and "NVIDIA H100 80GB HBM3" in text
+    prompts = pl.read_csv(out["prompts"])
+    assert set(prompts["outcome"].drop_nulls()) <= {"win", "tie", "loss"}
+    figs = {k: tmp_path / "fig" / f"{k}.{ext}" for k in ("judge_flows", "trajectories_tokens")
+            for ext in ("png",)}
+    svgs = {f"{k}_svg": tmp_path / "fig" / f"{k}.svg" for k in figs}
+    write_figures("qwen2.5", mcqa=out["mcqa"], rankings=out["rankings"], milestones=out["milestones"],
+                  prompt_outcomes=out["prompts"], **figs, **svgs)
+    assert all(p.stat().st_size > 10_000 for p in [*figs.values(), *svgs.values()])
+
+
+def test_mcqa_figures_say_how_the_source_is_shown(mcqa):
+    for fig in (plot_mcqa_raw_vs_merged(mcqa, F), plot_mcqa_tasks(mcqa, F)):
+        assert "not to scale" in fig.legends[0].get_title().get_text()
+        assert "log scale" in fig.axes[-1].get_xlabel()

@@ -27,11 +27,13 @@ from medadapt.tables import fmt_count, sorted_sizes  # noqa: E402
 
 DPI = 150
 SOURCE_FACTOR = 1 / 3
-# Units, scale, and how the source model (at 0, which a log axis cannot show) is drawn.
-X_LABELS = {"tokens": "training tokens (count, log scale)\n"
-                      "source model: 0 tokens, drawn left of the // break (not to scale)",
-            "flops": "training compute (FLOPs = 6·N·D, log scale)\n"
-                     "source model: 0 FLOPs, drawn left of the // break (not to scale)"}
+# Units and scale of the x axes; SOURCE_NOTES: how the source model (at 0, which a log axis cannot
+# show) is drawn. X_LABELS = both, two lines, for panels wide enough.
+X_UNITS = {"tokens": "training tokens (count, log scale)",
+           "flops": "training compute (FLOPs = 6·N·D, log scale)"}
+SOURCE_NOTES = {"tokens": "source model: 0 tokens, drawn left of the // break (not to scale)",
+                "flops": "source model: 0 FLOPs, drawn left of the // break (not to scale)"}
+X_LABELS = {x: f"{X_UNITS[x]}\n{SOURCE_NOTES[x]}" for x in X_UNITS}
 OUTCOME_COLORS = {"win": "#2e8b57", "tie": "#b8b8b8", "loss": "#c0392b"}
 
 

@@ -8,7 +8,7 @@ import polars as pl
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from medadapt.figures._style import (X_LABELS, family_rows, log_x_axis, new_figure, no_data, save,
+from medadapt.figures._style import (SOURCE_NOTES, X_UNITS, family_rows, log_x_axis, new_figure, no_data, save,
                                      source_x, theme, with_plot_x)
 from medadapt.figures.trajectories import draw_line
 from medadapt.tables import sorted_sizes
@@ -78,7 +78,7 @@ def _figure_legend(fig, axes) -> None:
         for h, label in zip(*ax.get_legend_handles_labels()):
             seen.setdefault(label, h)
     fig.legend(list(seen.values()), list(seen), loc="outside lower center", ncols=len(seen),
-               fontsize="small")
+               fontsize="small", title=f"x axis: {SOURCE_NOTES['tokens']}", title_fontsize="x-small")
 
 
 def plot_mcqa_raw_vs_merged(mcqa_df: pl.DataFrame, family: str, out=None,
@@ -106,7 +106,7 @@ def plot_mcqa_raw_vs_merged(mcqa_df: pl.DataFrame, family: str, out=None,
         for ax in flat[len(sizes):]:
             ax.set_visible(False)
         for ax in axes[-1]:
-            ax.set_xlabel(X_LABELS["tokens"])
+            ax.set_xlabel(X_UNITS["tokens"])
         _figure_legend(fig, flat[:len(sizes)])
         fig.suptitle(f"{family}: absolute MCQA accuracy, raw CPT vs CPT + SLERP")
         return save(fig, out) if out else fig
@@ -127,7 +127,7 @@ def plot_mcqa_tasks(mcqa_df: pl.DataFrame, family: str, out=None) -> Figure:
                 if c == 0:
                     ax.set_ylabel(f"{task}\naccuracy (share)", fontsize="small")
                 if r == len(tasks) - 1:
-                    ax.set_xlabel(X_LABELS["tokens"], fontsize="small")
+                    ax.set_xlabel(X_UNITS["tokens"], fontsize="small")
         _figure_legend(fig, [a for row in axes for a in row])
         fig.suptitle(f"{family}: MCQA accuracy per task, raw CPT vs CPT + SLERP")
         return save(fig, out) if out else fig

@@ -91,8 +91,11 @@ def write_tables(checkpoints: Sequence[str], mcqa: Sequence[str], mcqa_keys: Seq
     if out_prompt_outcomes:
         write_table(out_prompt_outcomes, prompt_outcome_table(
             judgment_index(_paths(judgments), _paths(judgment_keys)), compute))
+    runs = runs_table(_paths(histories), _paths(history_keys)) if _paths(histories) else None
     if out_runs:
-        write_table(out_runs, runs_table(_paths(histories), _paths(history_keys)))
+        if runs is None:
+            raise ValueError("tables: the runs table was requested but no run histories given")
+        write_table(out_runs, runs)
     usage, usage_facts = usage_table(_paths(ledgers))
     extra = {name: read_table(p) if p else None for name, p in
              (("corpus_stats", corpus_stats), ("corpus_validation", corpus_validation))}
@@ -108,7 +111,7 @@ def write_tables(checkpoints: Sequence[str], mcqa: Sequence[str], mcqa_keys: Seq
         if path:
             write_table(path, df)
     text = summary_markdown(compute, mcqa_df, ranking, judged, usage=usage, usage_facts=usage_facts,
-                            medqa_de=medqa, mcqa_milestones=milestones, **extra)
+                            medqa_de=medqa, mcqa_milestones=milestones, runs=runs, **extra)
     with atomic_path(out_summary) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return {"compute_rows": compute.height, "mcqa_rows": mcqa_df.height,
