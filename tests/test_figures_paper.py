@@ -315,7 +315,8 @@ def test_runs_table_from_histories(tmp_path):
         paths[-1].write_text(json.dumps(h))
     df = runs_table([str(p) for p in paths], [f"{F}/m", f"{F}/s"])
     s, m = df.rows(named=True)  # sorted small to large
-    assert (m["size"], m["checkpoints"], m["accelerator"], m["accelerators"]) == ("m", 2, "AMD Instinct MI250X", 8)
+    assert (m["size"], m["checkpoints"], m["accelerator"], m["accelerators"]) == (
+        "m", 2, "AMD Instinct MI250X", 8)
     assert m["wall_hours"] == pytest.approx(2.0) and m["gpu_hours"] == pytest.approx(16.0)
     assert m["flops"] == pytest.approx(6e15) and m["resumed_segments"] == 1
     assert (s["accelerator"], s["gpu_hours"]) == ("not recorded", pytest.approx(0.01))
@@ -363,7 +364,8 @@ def test_judge_examples_side_by_side(tmp_path):
     pl.DataFrame(rows).write_parquet(judg)
     for name, who in (("cand", "checkpoint"), ("src", "source")):
         (tmp_path / f"{name}.jsonl").write_text("".join(
-            json.dumps({"id": p, "instruction": f"Frage {p} | mit Pipe", "response": f"{who} {p}\nzweite Zeile"}) + "\n"
+            json.dumps({"id": p, "instruction": f"Frage {p} | mit Pipe",
+                        "response": f"{who} {p}\nzweite Zeile"}) + "\n"
             for p in games))
     csv, md = tmp_path / "ex.csv", tmp_path / "ex.md"
     assert write_examples([str(judg)], [str(tmp_path / "cand.jsonl")], [str(tmp_path / "src.jsonl")],

@@ -54,9 +54,11 @@ def new_figure(nrows: int, ncols: int, panel: tuple[float, float], **kw) -> tupl
 
 
 FORMATS = ("png", "svg")  # every figure is written in both; the format comes from the suffix
+# Where a plot function writes its figure: nothing, one path or several (e.g. its PNG and its SVG).
+Out = str | os.PathLike | Sequence[str | os.PathLike] | None
 
 
-def save(fig: Figure, out: str | os.PathLike | Sequence[str | os.PathLike]) -> Figure:
+def save(fig: Figure, out: Out) -> Figure:
     """Write `fig` atomically to one path or to several (e.g. its PNG and its SVG)."""
     for path in [out] if isinstance(out, (str, os.PathLike)) else out:
         fmt = os.fspath(path).rsplit(".", 1)[-1].lower()

@@ -2,13 +2,12 @@
 source, truncation, repetition), one line per adapted size from its source model on."""
 from __future__ import annotations
 
-import os
 
 import polars as pl
 from matplotlib.figure import Figure
 
-from medadapt.figures._style import (X_LABELS, family_rows, include_y, log_x_axis, new_figure,
-                                     no_data, save, size_styles, source_x, theme,
+from medadapt.figures._style import (X_LABELS, Out, family_rows, include_y, log_x_axis,
+                                     new_figure, no_data, save, size_styles, source_x, theme,
                                      with_plot_x)
 from medadapt.figures.trajectories import draw_line
 from medadapt.tables import read_table, sorted_sizes
@@ -23,7 +22,7 @@ PANELS = (("other_language_share", "(a) Language mixing",
           ("repetitive_share", "(d) Repetition", "responses repeating themselves (share, 0-1)", None))
 
 
-def plot_failure_modes(df: pl.DataFrame, family: str, x: str = "tokens", out=None) -> Figure:
+def plot_failure_modes(df: pl.DataFrame, family: str, x: str = "tokens", out: Out = None) -> Figure:
     """The failure-mode table's trajectories of one family (merged checkpoints of adapted sizes)."""
     rows = family_rows(df, family, "failure-mode", COLUMNS)
     adapted = sorted_sizes(rows.filter(pl.col("variant") == "merged")["size"])

@@ -9,15 +9,14 @@ with matplotlib. Blocks carry hatches and text labels, so the figure reads in gr
 """
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
+from medadapt.figures._style import OUTCOME_COLORS, Out, family_rows, new_figure, save, theme
 from medadapt.figures.outcomes import HATCHES as OUTCOME_HATCHES
-from medadapt.figures._style import OUTCOME_COLORS, family_rows, new_figure, save, theme
 from medadapt.tables import fmt_count, sorted_sizes
 
 COLUMNS = ["family", "size", "ckpt", "baseline", "prompt_id", "tokens", "outcome"]
@@ -94,7 +93,7 @@ def draw_flows(ax, flows: dict[tuple[str, str], int], left: str, right: str) -> 
     ax.grid(False)
 
 
-def plot_judge_flows(outcomes_df: pl.DataFrame, family: str, out=None) -> Figure:
+def plot_judge_flows(outcomes_df: pl.DataFrame, family: str, out: Out = None) -> Figure:
     """Rows: baselines (source, next larger); columns: adapted sizes. Each panel: how the judged
     prompts' outcomes move from the first judged checkpoint to the last."""
     rows = family_rows(outcomes_df, family, "prompt outcome", COLUMNS)

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import math
-import os
 
 import polars as pl
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from medadapt.figures._style import (SOURCE_NOTES, X_UNITS, family_rows, log_x_axis, new_figure, no_data, save,
-                                     source_x, theme, with_plot_x)
+from medadapt.figures._style import (SOURCE_NOTES, X_UNITS, Out, family_rows, log_x_axis,
+                                     new_figure, no_data, save, source_x, theme, with_plot_x)
 from medadapt.figures.trajectories import draw_line
 from medadapt.tables import sorted_sizes
 
@@ -81,7 +80,7 @@ def _figure_legend(fig, axes) -> None:
                fontsize="small", title=f"x axis: {SOURCE_NOTES['tokens']}", title_fontsize="x-small")
 
 
-def plot_mcqa_raw_vs_merged(mcqa_df: pl.DataFrame, family: str, out=None,
+def plot_mcqa_raw_vs_merged(mcqa_df: pl.DataFrame, family: str, out: Out = None,
                             task: str = "mean", max_cols: int = 4) -> Figure:
     """One panel per adapted size: accuracy vs tokens for raw CPT and CPT + SLERP checkpoints.
 
@@ -112,7 +111,7 @@ def plot_mcqa_raw_vs_merged(mcqa_df: pl.DataFrame, family: str, out=None,
         return save(fig, out) if out else fig
 
 
-def plot_mcqa_tasks(mcqa_df: pl.DataFrame, family: str, out=None) -> Figure:
+def plot_mcqa_tasks(mcqa_df: pl.DataFrame, family: str, out: Out = None) -> Figure:
     """Faceted Figure 3: rows = MCQA tasks (then the mean), columns = adapted sizes."""
     rows, bases, sizes, x_src = _prepare(mcqa_df, family)
     tasks = sorted(set(rows["task"]) - {"mean"}) + ["mean"]

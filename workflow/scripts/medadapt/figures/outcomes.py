@@ -6,14 +6,13 @@ per checkpoint (the source model first). Columns: one per baseline (source, next
 """
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from medadapt.figures._style import OUTCOME_COLORS, family_rows, new_figure, save, theme
+from medadapt.figures._style import OUTCOME_COLORS, Out, family_rows, new_figure, save, theme
 from medadapt.tables import fmt_count, sorted_sizes
 
 COLUMNS = ["family", "size", "baseline", "ckpt", "tokens", "wins", "ties", "losses"]
@@ -49,7 +48,7 @@ def _stacked(ax, labels: list[str], counts: pl.DataFrame, annotate: bool) -> Non
     ax.grid(axis="x", visible=False)
 
 
-def plot_win_tie_loss(ranking_df: pl.DataFrame, family: str, out=None) -> Figure:
+def plot_win_tie_loss(ranking_df: pl.DataFrame, family: str, out: Out = None) -> Figure:
     """Judge outcomes (from the adapted model's view) per size and per checkpoint, per baseline."""
     ranking = family_rows(ranking_df, family, "ranking", COLUMNS)
     baselines, sizes = _baselines(ranking), sorted_sizes(ranking["size"])

@@ -1,15 +1,12 @@
 """Figures 1/2 (x = training tokens) and 5/6 (x = FLOPs) of the paper: a 2x2 grid per family."""
 from __future__ import annotations
 
-import os
-from typing import Sequence
-
 import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from medadapt.figures._style import (X_LABELS, family_rows, include_y, log_x_axis, new_figure,
-                                     no_data, save, size_styles, source_x, theme,
+from medadapt.figures._style import (X_LABELS, Out, family_rows, include_y, log_x_axis,
+                                     new_figure, no_data, save, size_styles, source_x, theme,
                                      with_plot_x)
 from medadapt.tables import sorted_sizes
 
@@ -86,7 +83,7 @@ def _mark(ax, data: pl.DataFrame, y: str, points: dict[str, str], style: dict, s
 
 
 def plot_trajectories(mcqa_df: pl.DataFrame, ranking_df: pl.DataFrame, family: str,
-                      x: str = "tokens", out: str | os.PathLike | Sequence | None = None,
+                      x: str = "tokens", out: Out = None,
                       task: str = "mean", milestones: pl.DataFrame | None = None) -> Figure:
     """2x2 grid: (a) MCQA G_rel vs source, (b) vs next-larger, (c) ranking score vs source, (d) vs next.
 

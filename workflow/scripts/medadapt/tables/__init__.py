@@ -26,7 +26,8 @@ from medadapt.tables.summary import fmt_count, fmt_sci, markdown_table, summary_
 from medadapt.tables.usage import usage_table
 
 __all__ = ["compute_table", "mcqa_table", "ranking_table", "judgment_table", "usage_table",
-           "prompt_outcome_table", "runs_table", "mcqa_index", "judgment_index", "items_index", "load_items", "mcqa_tests_table",
+           "prompt_outcome_table", "runs_table", "mcqa_index", "judgment_index", "items_index",
+           "load_items", "mcqa_tests_table",
            "milestones_table", "read_table", "summary_markdown", "markdown_table",
            "write_tables", "size_key", "sorted_sizes", "variant_of", "fmt_count", "fmt_sci"]
 
@@ -57,7 +58,8 @@ def write_tables(checkpoints: Sequence[str], mcqa: Sequence[str], mcqa_keys: Seq
                  failure_modes: Sequence[str] = (), failure_mode_keys: Sequence[str] = (),
                  out_failure_modes: str | None = None, out_failure_responses: str | None = None,
                  out_prompt_outcomes: str | None = None, histories: Sequence[str] = (),
-                 history_keys: Sequence[str] = (), out_runs: str | None = None, *, mcqa_alpha: float, mcqa_n_boot: int, mcqa_seed: int) -> dict:
+                 history_keys: Sequence[str] = (), out_runs: str | None = None, *,
+                 mcqa_alpha: float, mcqa_n_boot: int, mcqa_seed: int) -> dict:
     """Stage `tables`: build every result table from the stage outputs, write CSVs + summary.md.
 
     `mcqa`: MCQA JSON paths; `mcqa_keys`: "family/size/ckpt" of each, in the same order.
