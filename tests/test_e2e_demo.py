@@ -125,9 +125,20 @@ def test_corpus_stages_produce_consistent_tables(demo):
 
 
 def test_figures_and_rerun_has_nothing_to_do(demo):
-    for kind in ("trajectories_tokens", "trajectories_flops", "mcqa_raw_vs_merged", "win_tie_loss"):
+    for kind in ("trajectories_tokens", "trajectories_flops", "mcqa_raw_vs_merged", "mcqa_tasks",
+                 "win_tie_loss", "judge_flows", "failure_modes"):
         png = demo / "figures" / "tiny" / f"{kind}.png"
         assert png.stat().st_size > 10_000
+        assert b"<svg" in (demo / "figures" / "tiny" / f"{kind}.svg").read_bytes()[:2000]
+    # Table 2 from the run histories: the demo trains on the CPU
+    runs = pl.read_csv(demo / "tables" / "runs.csv")
+    assert runs["size"].to_list() == SIZES and set(runs["accelerator"]) == {"cpu"}
+    assert (runs["checkpoints"] == len(CKPTS)).all() and (runs["gpu_hours"] > 0).all()
+    outcomes = pl.read_csv(demo / "tables" / "prompt_outcomes.csv")
+    assert set(outcomes["outcome"].drop_nulls()) <= {"win", "tie", "loss"}
+    examples = pl.read_csv(demo / "tables" / "judge_examples.csv")
+    assert set(examples["size"].cast(pl.String)) == set(SIZES)
+    assert (examples["ckpt"] == CKPTS[-1]).all()
     again = snakemake(demo, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
 
