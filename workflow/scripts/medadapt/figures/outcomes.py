@@ -62,6 +62,7 @@ def plot_win_tie_loss(ranking_df: pl.DataFrame, family: str, out: Out = None) ->
             pooled = pl.DataFrame({"size": sizes}).join(pooled, on="size", how="left").fill_null(0)
             _stacked(axes[0][c], sizes, pooled, annotate=True)
             axes[0][c].set_title(f"{title}: all checkpoints pooled", fontsize="medium")
+            axes[0][c].set_xlabel("model size", fontsize="small")
             for r, size in enumerate(sizes, start=1):
                 ax = axes[r][c]
                 # rows without games: the source's own point against itself (0.5, never judged)
