@@ -453,3 +453,27 @@ def test_mcqa_figures_say_how_the_source_is_shown(mcqa):
     for fig in (plot_mcqa_raw_vs_merged(mcqa, F), plot_mcqa_tasks(mcqa, F)):
         assert "not to scale" in fig.legends[0].get_title().get_text()
         assert "log scale" in fig.axes[-1].get_xlabel()
+
+
+def test_every_new_output_has_a_caption_that_renders():
+    """One caption per report output (workflow/report/<name>.rst), rendered as the report does."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    jinja2 = pytest.importorskip("jinja2")
+    from docutils.core import publish_parts
+
+    from medadapt.figures import FIGURES
+
+    report = Path(__file__).resolve().parents[1] / "workflow" / "report"
+    captions = {"win_tie_loss_fig" if k == "win_tie_loss" else k for k in FIGURES}
+    captions |= {"failure_modes_fig", "runs", "prompt_outcomes", "judge_examples"}
+    smk = SimpleNamespace(wildcards=SimpleNamespace(family="fam"))
+    for name in sorted(captions):
+        text = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(
+            (report / f"{name}.rst").read_text()).render(snakemake=smk)
+        html = publish_parts(text, writer="html",
+                             settings_overrides={"halt_level": 2, "report_level": 5})["body"]
+        assert len(html) > 300, name
+        if name in FIGURES or name.endswith("_fig"):
+            assert "fam" in html, name  # the caption names the family it shows
