@@ -477,3 +477,13 @@ def test_every_new_output_has_a_caption_that_renders():
         assert len(html) > 300, name
         if name in FIGURES or name.endswith("_fig"):
             assert "fam" in html, name  # the caption names the family it shows
+
+
+def test_overlapping_bands_stay_translucent(mcqa):
+    """Bands of several sizes over the same x range must not add up to an opaque block."""
+    fig = plot_trajectories(mcqa, _ranking(), F)
+    fills = [p for p in fig.axes[0].collections if isinstance(p, PolyCollection)]
+    total = 1.0
+    for p in fills:
+        total *= 1 - p.get_alpha()
+    assert 1 - total <= 0.35  # opacity where every size's band overlaps

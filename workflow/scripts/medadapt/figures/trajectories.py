@@ -30,7 +30,7 @@ MILESTONE_TASK = {"mean": "pooled"}
 
 def draw_line(ax, rows: pl.DataFrame, y: str, color, label: str, band: tuple[str, str] | None = None,
               linestyle: str = "-", marker: str = "o", zorder: float = 2.0, band_fill: bool = True,
-              hollow: bool = False) -> None:
+              hollow: bool = False, band_alpha: float = 0.12) -> None:
     """One trajectory: from the first checkpoint on in its style, dotted from the source point to it.
 
     The band (when both bound columns have values) is a translucent fill edged by thin lines of the
@@ -44,7 +44,7 @@ def draw_line(ax, rows: pl.DataFrame, y: str, color, label: str, band: tuple[str
         if band and all(c in ckpts.columns for c in band):
             b = ckpts.filter(pl.col(band[0]).is_not_null() & pl.col(band[1]).is_not_null())
             if b.height and band_fill:
-                ax.fill_between(b["_x"], b[band[0]], b[band[1]], color=color, alpha=0.12, lw=0,
+                ax.fill_between(b["_x"], b[band[0]], b[band[1]], color=color, alpha=band_alpha, lw=0,
                                 zorder=zorder - 1)
             if b.height:
                 for edge in band:
@@ -107,6 +107,8 @@ def plot_trajectories(mcqa_df: pl.DataFrame, ranking_df: pl.DataFrame, family: s
     mcqa, ranking = with_plot_x(mcqa, x, x_src), with_plot_x(ranking, x, x_src)
     x_max = max(mcqa["_x"].max(), ranking["_x"].max())
     style = size_styles(adapted)
+    # overlapping bands of several sizes add up: keep their sum translucent (no solid block)
+    band_alpha = min(0.12, 0.3 / len(adapted))
     nxt = dict(mcqa.select("size", "next_size").unique().rows())
     gains = _milestone_points(milestones, family, task, "first_gain_ckpt")
     parity = _milestone_points(milestones, family, task, "parity_ckpt")
@@ -131,7 +133,8 @@ def plot_trajectories(mcqa_df: pl.DataFrame, ranking_df: pl.DataFrame, family: s
             for size in sorted_sizes(data["size"]):
                 label = f"{size} vs {nxt[size]}" if vs_next and nxt.get(size) else size
                 draw_line(ax, data.filter(pl.col("size") == size), y, style[size]["color"], label, band,
-                          linestyle=style[size]["linestyle"], marker=style[size]["marker"])
+                          linestyle=style[size]["linestyle"], marker=style[size]["marker"],
+                          band_alpha=band_alpha)
             ax.axhline(par, color="0.2", ls="--", lw=1.1, zorder=1.5, label="parity")
             include_y(ax, par)
             log_x_axis(ax, x, x_src, x_max)
