@@ -45,7 +45,9 @@ def runs_table(histories: Sequence[PathLike], keys: Sequence[str]) -> pl.DataFra
     training segments recorded it; "cpu" for CPU runs, "not recorded" for records older than the
     field), accelerators (processes = devices per segment; null if the segments differ), wall_hours
     (sum of the segments' job times: model loading and saves included, queue waits not) and
-    gpu_hours (sum of segment seconds × devices / 3600: device-hours, whatever the vendor).
+    gpu_hours (sum of segment seconds × devices / 3600: device-hours, whatever the vendor),
+    resumed_segments (segments that did not start from the state at their first step: resumed
+    after an interruption, or recomputed from an older state).
 
     `keys`: "family/size" of each history, in the same order."""
     if len(histories) != len(keys):

@@ -13,12 +13,16 @@ COLUMNS = ["family", "size", "ckpt", "step", "fraction", "tokens", "flops", "tra
 
 def accelerator_name(gpu: bool) -> str:
     """The accelerator model the segment ran on (torch's device name of this rank's GPU, e.g.
-    "NVIDIA H100 80GB HBM3" or "AMD Instinct MI250X"), or "cpu"."""
+    "NVIDIA H100 80GB HBM3" or "AMD Instinct MI250X"), or "cpu". Never fails: a record is
+    written after the training it describes."""
     if not gpu:
         return "cpu"
     import torch
 
-    return torch.cuda.get_device_name(torch.cuda.current_device())
+    try:
+        return torch.cuda.get_device_name(torch.cuda.current_device())
+    except (RuntimeError, AssertionError) as exc:  # no device visible after all
+        return f"unknown ({exc.__class__.__name__})"
 
 
 def read_record(ckpt_dir: str | Path) -> dict:
