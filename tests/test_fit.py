@@ -229,7 +229,7 @@ def jobs(text: str, rule: str) -> list[dict[str, list[str]]]:
     """The input/output file lists of every job of `rule` in a dry run's job listing."""
     out, current = [], None
     for line in text.splitlines():
-        head = re.match(r"^\s*(?:local)?rule (\w+):$", line)  # group jobs are indented
+        head = re.match(r"^\s*(?:local)?(?:rule|checkpoint) (\w+):$", line)  # group jobs are indented
         if head:
             current = {} if head.group(1) == rule else None
             if current is not None:

@@ -30,8 +30,8 @@ def jobs_for(target: str, tmp_path) -> list[tuple[str, dict]]:
     out = _snakemake("--configfile", "config/demo.yaml", "-n", f"{tmp_path}/results/{target}",
                      results=tmp_path / "results").stdout
     jobs = []
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
-        head = re.match(r"(?:local)?rule (\w+):", block.strip())
+    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:)", out):
+        head = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):", block.strip())
         if head:
             found = re.search(r"^\s*wildcards: (.*)$", block, flags=re.M)
             pairs = found.group(1).split(", ") if found else []
