@@ -144,9 +144,23 @@ def test_figures_and_rerun_has_nothing_to_do(demo):
 
 
 def test_report(demo):
+    """The report opens in headless Chromium (tests/browser.py) without a script or console error;
+    every embedded figure and table decodes in the browser, and every figure opens from the menu."""
+    from browser import check_report
+
     report = demo / "report.html"
     snakemake(demo, "--report", str(report))
-    assert report.stat().st_size > 50_000
+    seen = check_report(report, demo / "report-screenshots")
+    assert seen["errors"] == []
+    bad = [r for r in seen["results"] if not r["ok"]]
+    assert not bad, bad
+    kinds = {r["mime"] for r in seen["results"]}
+    assert {"image/png", "text/csv"} <= kinds
+    names = {r["name"] for r in seen["results"]}
+    assert {"mcqa.csv", "rankings.csv", "corpus_validation.csv", "pr_curve.png"} <= names
+    figures = [r for r in seen["results"] if r["mime"] == "image/png" and "/figures/tiny/" in r["path"]]
+    assert figures and len(seen["opened"]) == len(figures)
+    assert all(o["shown"] for o in seen["opened"]), seen["opened"]
 
 
 def test_failure_modes_per_checkpoint(demo):
