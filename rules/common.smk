@@ -331,6 +331,9 @@ TRAIN_LOGS = [
     for f in GRID.families()
     for s in GRID.adapted(f)
 ]
+# Run histories (Table 2: wall time, accelerators), keyed "family/size" in the same order.
+HISTORY_KEYS = [f"{f}/{s}" for f in GRID.families() for s in GRID.adapted(f)]
+HISTORIES = [f"{R}/train/{key}/history.json" for key in HISTORY_KEYS]
 FITS = [f"{R}/fit/{f}/{s}_vs_{b}.csv" for f, s, b in GRID.comparisons()]
 GAMES = [(f, s, c, b) for f, s, b in GRID.comparisons() for c in fit_ckpts(b)]
 JUDGMENT_KEYS = ["/".join(game) for game in GAMES]
@@ -347,7 +350,15 @@ FAILURE_MODE_KEYS = ["/".join(key) for key in GENERATIONS]
 FAILURE_MODES = [f"{R}/failure_modes/{key}.parquet" for key in FAILURE_MODE_KEYS]
 TABLES = {
     name: f"{R}/tables/{name}.csv"
-    for name in ("compute", "mcqa", "rankings", "win_tie_loss", "llm_usage")
+    for name in (
+        "compute",
+        "mcqa",
+        "rankings",
+        "win_tie_loss",
+        "llm_usage",
+        "prompt_outcomes",
+        "runs",
+    )
 }
 MCQA_TEST_TABLES = ("mcqa_tests", "mcqa_milestones")
 TABLES.update({name: f"{R}/tables/{name}.csv" for name in MCQA_TEST_TABLES})
@@ -376,10 +387,23 @@ FIGURE_KINDS = (
     "mcqa_raw_vs_merged",
     "mcqa_tasks",
     "win_tie_loss",
+    "judge_flows",
 )
+FIGURE_FORMATS = ("png", "svg")  # every figure in both; the report shows the PNG
 FIGURES = [
-    f"{R}/figures/{fam}/{kind}.png" for fam in GRID.families() for kind in FIGURE_KINDS
+    f"{R}/figures/{fam}/{kind}.{fmt}"
+    for fam in GRID.families()
+    for kind in FIGURE_KINDS
+    for fmt in FIGURE_FORMATS
 ]
+
+
+def figure_outputs(kind):
+    """The figures rule's named outputs of one kind: the PNG (in the report) and the SVG."""
+    return {
+        kind: figure_output(kind),
+        f"{kind}_svg": f"{R}/figures/{{family}}/{kind}.svg",
+    }
 
 
 def figure_output(kind):
@@ -397,7 +421,31 @@ def figure_output(kind):
 NEXT_LARGER = {
     f"{f}/{s}": GRID.next_larger(f, s) for f in GRID.families() for s in GRID.adapted(f)
 }
-FAILURE_FIGURES = [f"{R}/figures/{fam}/failure_modes.png" for fam in GRID.families()]
+FAILURE_FIGURES = [
+    f"{R}/figures/{fam}/failure_modes.{fmt}"
+    for fam in GRID.families()
+    for fmt in FIGURE_FORMATS
+]
+# Judge examples (source vs last checkpoint, side by side): per adapted run, the last
+# checkpoint's judgment against the source and both models' responses, in the same order.
+EXAMPLE_KEYS = (
+    [f"{f}/{s}/{CKPTS[-1]}" for f, s, b in GRID.comparisons() if b == "source"]
+    if CKPTS
+    else []
+)
+EXAMPLE_JUDGMENTS = [
+    f"{R}/judge/{f}/{s}/{c}_vs_source.parquet"
+    for f, s, c in (k.split("/") for k in EXAMPLE_KEYS)
+]
+EXAMPLE_CANDIDATES = [f"{R}/generate/{key}.jsonl" for key in EXAMPLE_KEYS]
+EXAMPLE_SOURCES = [
+    f"{R}/generate/{f}/{s}/base.jsonl"
+    for f, s, c in (k.split("/") for k in EXAMPLE_KEYS)
+]
+EXAMPLES = {
+    "out_csv": f"{R}/tables/judge_examples.csv",
+    "out_md": f"{R}/tables/judge_examples.md",
+}
 # The default target: the report; for one part of a grid split across clusters (run_platforms /
 # prebuilt_corpus), that part's results, which the README's last step turns into one report.
 REPORT_TARGETS = (
@@ -409,6 +457,7 @@ REPORT_TARGETS = (
         f"{R}/tables/corpus_validation.csv",
         FAILURE_TABLE,
         *FAILURE_FIGURES,
+        *(EXAMPLES.values() if EXAMPLE_KEYS else []),
     ]
 )
 from medadapt.corpus.shards import group_shards  # noqa: E402

@@ -5,6 +5,7 @@
 rule tables:
     input:
         checkpoints=TRAIN_LOGS,
+        histories=HISTORIES,
         mcqa=MCQA_JSONS,
         fits=FITS,
         judgments=JUDGMENTS,
@@ -58,6 +59,16 @@ rule tables:
             category="Tables",
         ),
         out_failure_responses=FAILURE_RESPONSES,
+        out_prompt_outcomes=report(
+            TABLES["prompt_outcomes"],
+            caption="../workflow/report/prompt_outcomes.rst",
+            category="Tables",
+        ),
+        out_runs=report(
+            TABLES["runs"],
+            caption="../workflow/report/runs.rst",
+            category="Tables",
+        ),
     log:
         log("report/tables"),
     conda:
@@ -71,6 +82,7 @@ rule tables:
         mcqa_n_boot=config["mcqa"]["n_boot"],
         mcqa_seed=config["seed"],
         failure_mode_keys=FAILURE_MODE_KEYS,
+        history_keys=HISTORY_KEYS,
     script:
         ENTRY
 
@@ -79,8 +91,14 @@ rule figures:
     input:
         mcqa=TABLES["mcqa"],
         rankings=TABLES["rankings"],
+        milestones=TABLES["mcqa_milestones"],
+        prompt_outcomes=TABLES["prompt_outcomes"],
     output:
-        **{kind: figure_output(kind) for kind in FIGURE_KINDS},
+        **{
+            name: out
+            for kind in FIGURE_KINDS
+            for name, out in figure_outputs(kind).items()
+        },
     log:
         log("report/figures/{family}"),
     conda:
@@ -101,11 +119,34 @@ rule failure_mode_figures:
             category="Figures",
             subcategory="{family}",
         ),
+        out_svg=f"{R}/figures/{{family}}/failure_modes.svg",
     log:
         log("report/figures/{family}-failure_modes"),
     conda:
         "../envs/report.yaml"
     params:
         family=lambda wc: wc.family,
+    script:
+        ENTRY
+
+
+rule judge_examples:
+    input:
+        judgments=EXAMPLE_JUDGMENTS,
+        candidates=EXAMPLE_CANDIDATES,
+        sources=EXAMPLE_SOURCES,
+    output:
+        out_csv=EXAMPLES["out_csv"],
+        out_md=report(
+            EXAMPLES["out_md"],
+            caption="../workflow/report/judge_examples.rst",
+            category="Tables",
+        ),
+    log:
+        log("report/judge_examples"),
+    conda:
+        "../envs/report.yaml"
+    params:
+        example_keys=EXAMPLE_KEYS,
     script:
         ENTRY

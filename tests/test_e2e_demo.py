@@ -125,17 +125,42 @@ def test_corpus_stages_produce_consistent_tables(demo):
 
 
 def test_figures_and_rerun_has_nothing_to_do(demo):
-    for kind in ("trajectories_tokens", "trajectories_flops", "mcqa_raw_vs_merged", "win_tie_loss"):
+    for kind in ("trajectories_tokens", "trajectories_flops", "mcqa_raw_vs_merged", "mcqa_tasks",
+                 "win_tie_loss", "judge_flows", "failure_modes"):
         png = demo / "figures" / "tiny" / f"{kind}.png"
         assert png.stat().st_size > 10_000
+        assert b"<svg" in (demo / "figures" / "tiny" / f"{kind}.svg").read_bytes()[:2000]
+    # Table 2 from the run histories: the demo trains on the CPU
+    runs = pl.read_csv(demo / "tables" / "runs.csv")
+    assert runs["size"].to_list() == SIZES and set(runs["accelerator"]) == {"cpu"}
+    assert (runs["checkpoints"] == len(CKPTS)).all() and (runs["gpu_hours"] > 0).all()
+    outcomes = pl.read_csv(demo / "tables" / "prompt_outcomes.csv")
+    assert set(outcomes["outcome"].drop_nulls()) <= {"win", "tie", "loss"}
+    examples = pl.read_csv(demo / "tables" / "judge_examples.csv")
+    assert set(examples["size"].cast(pl.String)) == set(SIZES)
+    assert (examples["ckpt"] == CKPTS[-1]).all()
     again = snakemake(demo, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
 def test_report(demo):
+    """The report opens in headless Chromium (tests/browser.py) without a script or console error;
+    every embedded figure and table decodes in the browser, and every figure opens from the menu."""
+    from browser import check_report
+
     report = demo / "report.html"
     snakemake(demo, "--report", str(report))
-    assert report.stat().st_size > 50_000
+    seen = check_report(report, demo / "report-screenshots")
+    assert seen["errors"] == []
+    bad = [r for r in seen["results"] if not r["ok"]]
+    assert not bad, bad
+    kinds = {r["mime"] for r in seen["results"]}
+    assert {"image/png", "text/csv"} <= kinds
+    names = {r["name"] for r in seen["results"]}
+    assert {"mcqa.csv", "rankings.csv", "corpus_validation.csv", "pr_curve.png"} <= names
+    figures = [r for r in seen["results"] if r["mime"] == "image/png" and "/figures/tiny/" in r["path"]]
+    assert figures and len(seen["opened"]) == len(figures)
+    assert all(o["shown"] for o in seen["opened"]), seen["opened"]
 
 
 def test_failure_modes_per_checkpoint(demo):

@@ -193,8 +193,9 @@ def test_trajectory_figure(tmp_path):
     # (b): the 0.5b line runs source (1.0) then c01..c03 (314/165 each)
     ys = [list(line.get_ydata()) for line in axes[1].get_lines() if len(line.get_ydata()) == 3]
     assert ys and ys[0] == pytest.approx([314 / 165] * 3)
-    out = tmp_path / "fig" / "failure_modes.png"
-    assert write_failure_mode_figure(str(csv), "qwen2.5", str(out)) == {"family": "qwen2.5", "out": str(out)}
-    assert out.stat().st_size > 20_000
+    out, svg = tmp_path / "fig" / "failure_modes.png", tmp_path / "fig" / "failure_modes.svg"
+    assert write_failure_mode_figure(str(csv), "qwen2.5", str(out), str(svg)) == {
+        "family": "qwen2.5", "out": str(out), "out_svg": str(svg)}
+    assert out.stat().st_size > 20_000 and b"<svg" in svg.read_bytes()[:2000]
     with pytest.raises(ValueError, match="no rows for family 'qwen3'"):
         plot_failure_modes(read_table(csv), "qwen3")

@@ -47,13 +47,14 @@ def test_trajectories_grid(tables, tmp_path, x):
     assert titles[0].startswith("(a) MCQA") and titles[3].startswith("(d) Generative")
     for ax in fig.axes:
         assert ax.get_xscale() == "log"
-        assert len(ax.get_legend().get_texts()) == 2                  # one line per size
-    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["0.5b vs 1.5b", "1.5b vs 3b"]
+        assert len(ax.get_legend().get_texts()) == 2 + 1              # one line per size, parity
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["0.5b vs 1.5b", "1.5b vs 3b",
+                                                                           "parity"]
     labels = _tick_labels(fig.axes[2])
     assert labels[0] == "source" and len(labels) >= 2
     # the source point sits at SOURCE_FACTOR x the first checkpoint, parity lines at 1.0 and 0.5
     first_x = TOKENS[0] if x == "tokens" else min(tables["ranking"].filter(pl.col("tokens") > 0)["flops"])
-    src_marker = [ln for ln in fig.axes[0].lines if ln.get_marker() == "s"][0]
+    src_marker = [ln for ln in fig.axes[0].lines if ln.get_linestyle() == "None"][0]
     assert src_marker.get_xdata()[0] == pytest.approx(first_x * SOURCE_FACTOR)
     assert 1.0 in [ln.get_ydata()[0] for ln in fig.axes[0].lines if ln.get_linestyle() == "--"]
     assert 0.5 in [ln.get_ydata()[0] for ln in fig.axes[2].lines if ln.get_linestyle() == "--"]
@@ -78,11 +79,12 @@ def test_mcqa_raw_vs_merged(tables, tmp_path):
     out = tmp_path / "raw.png"
     fig = plot_mcqa_raw_vs_merged(tables["mcqa"], "qwen3", out)
     _png_ok(out)
-    assert len(fig.axes) == 2 and [ax.get_title() for ax in fig.axes] == ["0.6b", "1.7b"]
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert labels == ["CPT", "CPT + SLERP", "source (0.6b)", "next larger (1.7b)"]
-    merged = next(ln for ln in fig.axes[0].lines if ln.get_label() == "CPT + SLERP")
-    raw = next(ln for ln in fig.axes[0].lines if ln.get_label() == "CPT")
+    assert len(fig.axes) == 2 and [ax.get_title() for ax in fig.axes] == ["0.6b (next larger: 1.7b)",
+                                                                         "1.7b (next larger: 4b)"]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["CPT + SLERP (merged)", "raw CPT", "source model (0 tokens)", "next larger model"]
+    merged = next(ln for ln in fig.axes[0].lines if ln.get_label() == "CPT + SLERP (merged)")
+    raw = next(ln for ln in fig.axes[0].lines if ln.get_label() == "raw CPT")
     assert merged.get_ydata()[-1] > raw.get_ydata()[-1]                # synthetic: +15 % vs +9 %
 
 
@@ -130,7 +132,7 @@ def test_paper_scale_4_sizes_18_checkpoints(tmp_path):
     m, r = pl.DataFrame(m), pl.DataFrame(r)
     fig = plot_trajectories(m, r, "q", "tokens", tmp_path / "t.png")
     assert _tick_labels(fig.axes[2]) == ["source", "10M", "100M", "1B", "10B"]
-    assert len(fig.axes[0].get_legend().get_texts()) == 4
+    assert len(fig.axes[0].get_legend().get_texts()) == 4 + 1      # sizes, parity
     fig = plot_win_tie_loss(r, "q", tmp_path / "w.png")
     assert len(fig.axes) == 5 * 2 and len(fig.axes[2].patches) == 3 * 19
     _png_ok(tmp_path / "w.png")

@@ -45,6 +45,7 @@ STAGES = {
     "tables": "medadapt.tables:write_tables",
     "figures": "medadapt.figures:write_figures",
     "failure_mode_figures": "medadapt.figures.failure_modes:write_failure_mode_figure",
+    "judge_examples": "medadapt.tables.examples:write_examples",
 }
 
 

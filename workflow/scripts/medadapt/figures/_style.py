@@ -27,7 +27,13 @@ from medadapt.tables import fmt_count, sorted_sizes  # noqa: E402
 
 DPI = 150
 SOURCE_FACTOR = 1 / 3
-X_LABELS = {"tokens": "training tokens (log scale)", "flops": "training FLOPs (log scale)"}
+# Units and scale of the x axes; SOURCE_NOTES: how the source model (at 0, which a log axis cannot
+# show) is drawn. X_LABELS = both, two lines, for panels wide enough.
+X_UNITS = {"tokens": "training tokens (count, log scale)",
+           "flops": "training compute (FLOPs = 6·N·D, log scale)"}
+SOURCE_NOTES = {"tokens": "source model: 0 tokens, drawn left of the // break (not to scale)",
+                "flops": "source model: 0 FLOPs, drawn left of the // break (not to scale)"}
+X_LABELS = {x: f"{X_UNITS[x]}\n{SOURCE_NOTES[x]}" for x in X_UNITS}
 OUTCOME_COLORS = {"win": "#2e8b57", "tie": "#b8b8b8", "loss": "#c0392b"}
 
 
@@ -47,9 +53,19 @@ def new_figure(nrows: int, ncols: int, panel: tuple[float, float], **kw) -> tupl
     return fig, [list(row) for row in axes]
 
 
-def save(fig: Figure, out: str | os.PathLike) -> Figure:
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
+FORMATS = ("png", "svg")  # every figure is written in both; the format comes from the suffix
+# Where a plot function writes its figure: nothing, one path or several (e.g. its PNG and its SVG).
+Out = str | os.PathLike | Sequence[str | os.PathLike] | None
+
+
+def save(fig: Figure, out: Out) -> Figure:
+    """Write `fig` atomically to one path or to several (e.g. its PNG and its SVG)."""
+    for path in [out] if isinstance(out, (str, os.PathLike)) else out:
+        fmt = os.fspath(path).rsplit(".", 1)[-1].lower()
+        if fmt not in FORMATS:
+            raise ValueError(f"figure {path}: suffix must be one of {list(FORMATS)}")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=DPI, metadata={"Date": None} if fmt == "svg" else None)
     return fig
 
 
@@ -58,6 +74,19 @@ def size_colors(sizes: Iterable[str]) -> dict[str, tuple]:
     ordered = sorted_sizes(sizes)
     palette = sns.color_palette("viridis", max(len(ordered), 2) + 1)  # drop the pale yellow end
     return {s: palette[i] for i, s in enumerate(ordered)}
+
+
+# Line styles and markers per size (small to large), so that sizes stay apart in grayscale too.
+SIZE_LINESTYLES = ("-", "--", "-.", ":")
+SIZE_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def size_styles(sizes: Iterable[str]) -> dict[str, dict]:
+    """Per size: color, linestyle and marker (matplotlib keywords), stable across panels."""
+    colors = size_colors(sizes)
+    return {s: {"color": colors[s], "linestyle": SIZE_LINESTYLES[i % len(SIZE_LINESTYLES)],
+                "marker": SIZE_MARKERS[i % len(SIZE_MARKERS)]}
+            for i, s in enumerate(sorted_sizes(colors))}
 
 
 def family_rows(df: pl.DataFrame | None, family: str, what: str, required: Sequence[str]) -> pl.DataFrame:

@@ -6,19 +6,19 @@ per checkpoint (the source model first). Columns: one per baseline (source, next
 """
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from medadapt.figures._style import OUTCOME_COLORS, family_rows, new_figure, save, theme
+from medadapt.figures._style import OUTCOME_COLORS, Out, family_rows, new_figure, save, theme
 from medadapt.tables import fmt_count, sorted_sizes
 
 COLUMNS = ["family", "size", "baseline", "ckpt", "tokens", "wins", "ties", "losses"]
 BASELINE_TITLES = {"source": "against source model", "next": "against next larger model"}
 OUTCOMES = (("wins", "win"), ("ties", "tie"), ("losses", "loss"))
+HATCHES = {"win": "//", "tie": "", "loss": "xx"}  # the flows figure's, so outcomes read in grayscale
 
 
 def _baselines(ranking: pl.DataFrame) -> list[str]:
@@ -34,7 +34,7 @@ def _stacked(ax, labels: list[str], counts: pl.DataFrame, annotate: bool) -> Non
     pos, bottom = np.arange(len(labels)), np.zeros(len(labels))
     for col, outcome in OUTCOMES:
         ax.bar(pos, shares[col], bottom=bottom, color=OUTCOME_COLORS[outcome], width=0.8,
-               edgecolor="white", lw=0.5)
+               edgecolor="0.15", lw=0.5, hatch=HATCHES[outcome])
         if annotate:
             for x, b, s in zip(pos, bottom, shares[col]):
                 if s >= 8:
@@ -48,7 +48,7 @@ def _stacked(ax, labels: list[str], counts: pl.DataFrame, annotate: bool) -> Non
     ax.grid(axis="x", visible=False)
 
 
-def plot_win_tie_loss(ranking_df: pl.DataFrame, family: str, out: str | os.PathLike | None = None) -> Figure:
+def plot_win_tie_loss(ranking_df: pl.DataFrame, family: str, out: Out = None) -> Figure:
     """Judge outcomes (from the adapted model's view) per size and per checkpoint, per baseline."""
     ranking = family_rows(ranking_df, family, "ranking", COLUMNS)
     baselines, sizes = _baselines(ranking), sorted_sizes(ranking["size"])
@@ -62,6 +62,7 @@ def plot_win_tie_loss(ranking_df: pl.DataFrame, family: str, out: str | os.PathL
             pooled = pl.DataFrame({"size": sizes}).join(pooled, on="size", how="left").fill_null(0)
             _stacked(axes[0][c], sizes, pooled, annotate=True)
             axes[0][c].set_title(f"{title}: all checkpoints pooled", fontsize="medium")
+            axes[0][c].set_xlabel("model size", fontsize="small")
             for r, size in enumerate(sizes, start=1):
                 ax = axes[r][c]
                 # rows without games: the source's own point against itself (0.5, never judged)
@@ -77,10 +78,11 @@ def plot_win_tie_loss(ranking_df: pl.DataFrame, family: str, out: str | os.PathL
                 bl = rows["baseline_model"][0] if "baseline_model" in rows.columns else None
                 ax.set_title(f"{size} {title}" + (f" ({bl})" if bl else ""), fontsize="small")
         for row in axes:
-            row[0].set_ylabel("share of judgments (%)", fontsize="small")
+            row[0].set_ylabel("judgments (% of valid verdicts)", fontsize="small")
         for c in range(len(baselines)):
             axes[-1][c].set_xlabel("checkpoint (training tokens)", fontsize="small")
-        fig.legend(handles=[Patch(color=OUTCOME_COLORS[o], label=o) for _, o in OUTCOMES],
+        fig.legend(handles=[Patch(facecolor=OUTCOME_COLORS[o], edgecolor="0.15", hatch=HATCHES[o],
+                                  label=o) for _, o in OUTCOMES],
                    loc="outside upper right", ncols=3, fontsize="small")
         fig.suptitle(f"{family}: judge outcomes (win / tie / loss of the adapted model)")
         return save(fig, out) if out else fig

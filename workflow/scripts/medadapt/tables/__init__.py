@@ -16,16 +16,18 @@ from medadapt.io import atomic_path, write_table
 from medadapt.tables.common import read_table, size_key, sorted_sizes, variant_of
 from medadapt.tables.compute import compute_table
 from medadapt.tables.failure_modes import failure_index, failure_table, response_rows
-from medadapt.tables.judgments import judgment_index, judgment_table
+from medadapt.tables.judgments import judgment_index, judgment_table, prompt_outcome_table
 from medadapt.tables.items import items_index, load_items
 from medadapt.tables.mcqa import mcqa_index, mcqa_table
 from medadapt.tables.significance import mcqa_tests_table, milestones_table
 from medadapt.tables.rankings import ranking_table
+from medadapt.tables.runs import runs_table
 from medadapt.tables.summary import fmt_count, fmt_sci, markdown_table, summary_markdown
 from medadapt.tables.usage import usage_table
 
 __all__ = ["compute_table", "mcqa_table", "ranking_table", "judgment_table", "usage_table",
-           "mcqa_index", "judgment_index", "items_index", "load_items", "mcqa_tests_table",
+           "prompt_outcome_table", "runs_table", "mcqa_index", "judgment_index", "items_index",
+           "load_items", "mcqa_tests_table",
            "milestones_table", "read_table", "summary_markdown", "markdown_table",
            "write_tables", "size_key", "sorted_sizes", "variant_of", "fmt_count", "fmt_sci"]
 
@@ -55,7 +57,9 @@ def write_tables(checkpoints: Sequence[str], mcqa: Sequence[str], mcqa_keys: Seq
                  out_mcqa_milestones: str | None = None,
                  failure_modes: Sequence[str] = (), failure_mode_keys: Sequence[str] = (),
                  out_failure_modes: str | None = None, out_failure_responses: str | None = None,
-                 *, mcqa_alpha: float, mcqa_n_boot: int, mcqa_seed: int) -> dict:
+                 out_prompt_outcomes: str | None = None, histories: Sequence[str] = (),
+                 history_keys: Sequence[str] = (), out_runs: str | None = None, *,
+                 mcqa_alpha: float, mcqa_n_boot: int, mcqa_seed: int) -> dict:
     """Stage `tables`: build every result table from the stage outputs, write CSVs + summary.md.
 
     `mcqa`: MCQA JSON paths; `mcqa_keys`: "family/size/ckpt" of each, in the same order.
@@ -68,7 +72,9 @@ def write_tables(checkpoints: Sequence[str], mcqa: Sequence[str], mcqa_keys: Seq
     `out_mcqa_tests` and the milestones `out_mcqa_milestones` (Holm at `mcqa_alpha`).
     `failure_modes`: per-response failure-mode parquets; `failure_mode_keys`: "family/size/ckpt"
     of each; aggregated per model into `out_failure_modes` (CSV), all responses in
-    `out_failure_responses` (parquet).
+    `out_failure_responses` (parquet). `out_prompt_outcomes`: every judged prompt's outcome
+    (both orders aggregated) per comparison. `histories`: the runs' history.json files, with
+    `history_keys` ("family/size" of each): Table 2, `out_runs` (FLOPs, wall time, accelerators).
     """
     compute = compute_table(_paths(checkpoints))
     items = (load_items(items_index(_paths(mcqa_items), _paths(mcqa_keys)))
@@ -82,8 +88,16 @@ def write_tables(checkpoints: Sequence[str], mcqa: Sequence[str], mcqa_keys: Seq
     ranking = ranking_table(_paths(fits), compute)
     judged = (judgment_table(judgment_index(_paths(judgments), _paths(judgment_keys)))
               if _paths(judgments) or _paths(judgment_keys) else None)
-    if out_judgments and judged is None:
+    if (out_judgments or out_prompt_outcomes) and judged is None:
         raise ValueError("tables: an output for judgments was requested but no judgment files given")
+    if out_prompt_outcomes:
+        write_table(out_prompt_outcomes, prompt_outcome_table(
+            judgment_index(_paths(judgments), _paths(judgment_keys)), compute))
+    runs = runs_table(_paths(histories), _paths(history_keys)) if _paths(histories) else None
+    if out_runs:
+        if runs is None:
+            raise ValueError("tables: the runs table was requested but no run histories given")
+        write_table(out_runs, runs)
     usage, usage_facts = usage_table(_paths(ledgers))
     extra = {name: read_table(p) if p else None for name, p in
              (("corpus_stats", corpus_stats), ("corpus_validation", corpus_validation))}
@@ -99,7 +113,7 @@ def write_tables(checkpoints: Sequence[str], mcqa: Sequence[str], mcqa_keys: Seq
         if path:
             write_table(path, df)
     text = summary_markdown(compute, mcqa_df, ranking, judged, usage=usage, usage_facts=usage_facts,
-                            medqa_de=medqa, mcqa_milestones=milestones, **extra)
+                            medqa_de=medqa, mcqa_milestones=milestones, runs=runs, **extra)
     with atomic_path(out_summary) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return {"compute_rows": compute.height, "mcqa_rows": mcqa_df.height,

@@ -58,3 +58,40 @@ def _sum(df: pl.DataFrame, col: str) -> int | None:
 def _first(df: pl.DataFrame, col: str) -> str | None:
     vals = df[col].drop_nulls().unique().to_list() if col in df.columns else []
     return ",".join(sorted(map(str, vals))) or None
+
+
+PROMPT_OUTCOME_COLUMNS = ["family", "size", "ckpt", "baseline", "prompt_id", "tokens", "flops",
+                          "wins", "ties", "losses", "valid", "score", "outcome"]
+
+
+def prompt_outcome_table(judgments: Mapping[tuple[str, str, str, str], PathLike],
+                         compute: pl.DataFrame) -> pl.DataFrame:
+    """One row per (comparison, prompt): the prompt's games in both orders aggregated.
+
+    wins/ties/losses/valid count the prompt's valid verdicts (0..2, one per order) from the
+    candidate's view; score is their mean (1 win, 0.5 tie, 0 loss); outcome is "win" (score > 0.5),
+    "tie" (= 0.5: two ties, or one win and one loss, i.e. the orders disagree), "loss" (< 0.5), or
+    null without any valid verdict. tokens/flops place the checkpoint on the x axes (the flows
+    figures read it).
+    """
+    from medadapt.tables.compute import join_compute
+
+    nonempty(judgments, "prompt outcome table")
+    frames = []
+    for (family, size, ckpt, baseline), path in sorted(judgments.items()):
+        df = read_judgments(str(path))
+        frames.append(
+            df.group_by("prompt_id")
+            .agg(wins=(pl.col("result") == 1.0).sum(), ties=(pl.col("result") == 0.5).sum(),
+                 losses=(pl.col("result") == 0.0).sum(), valid=pl.col("result").is_not_null().sum(),
+                 score=pl.col("result").mean())
+            .with_columns(family=pl.lit(family), size=pl.lit(size), ckpt=pl.lit(ckpt),
+                          baseline=pl.lit(baseline)))
+    df = pl.concat(frames).with_columns(
+        pl.col("wins", "ties", "losses", "valid").cast(pl.Int64),
+        outcome=pl.when(pl.col("score") > 0.5).then(pl.lit("win"))
+        .when(pl.col("score") == 0.5).then(pl.lit("tie"))
+        .when(pl.col("score") < 0.5).then(pl.lit("loss")).otherwise(pl.lit(None, pl.String)))
+    df = join_compute(df, compute, "prompt outcome")
+    return df.select(PROMPT_OUTCOME_COLUMNS).sort(["family", size_order(df), "baseline", "tokens",
+                                                   "prompt_id"])

@@ -225,11 +225,24 @@ def _milestone_lines(milestones: pl.DataFrame) -> list[str]:
             "mcqa_tests.csv.", "", markdown_table(pl.DataFrame(rows), max_rows=200)]
 
 
+def _runs_lines(runs: pl.DataFrame) -> str:
+    """Table 2: FLOPs, wall time, accelerators and GPU-hours per run."""
+    table = runs.select(
+        "family", "size", "checkpoints", pl.col("tokens").map_elements(fmt_count, return_dtype=pl.String),
+        pl.col("flops").map_elements(fmt_sci, return_dtype=pl.String), "accelerator",
+        pl.col("accelerators").alias("devices"),
+        pl.col("wall_hours").round(2).alias("wall time (h)"),
+        pl.col("gpu_hours").round(2).alias("GPU-hours (wall h × devices)"))
+    return ("Wall time sums the training segments' job times (model loading and state saves "
+            "included, queue waits not).\n\n" + markdown_table(table))
+
+
 def summary_markdown(compute: pl.DataFrame, mcqa: pl.DataFrame, ranking: pl.DataFrame | None = None,
                      judgments: pl.DataFrame | None = None, corpus_stats: pl.DataFrame | None = None,
                      corpus_validation: pl.DataFrame | None = None, usage: pl.DataFrame | None = None,
                      usage_facts: dict | None = None, medqa_de: dict | None = None,
-                     mcqa_milestones: pl.DataFrame | None = None) -> str:
+                     mcqa_milestones: pl.DataFrame | None = None,
+                     runs: pl.DataFrame | None = None) -> str:
     """Key numbers per family/size (final G_rel, final scores vs source/next, tokens, FLOPs, the
     MCQA milestones), the paired MCQA tests' milestones per task, the fits, the judge's counts and
     the study's LLM usage, as Markdown."""
@@ -258,6 +271,8 @@ def summary_markdown(compute: pl.DataFrame, mcqa: pl.DataFrame, ranking: pl.Data
         parts += ["", "## Davidson fits", ""] + _fit_lines(ranking)
     if judgments is not None and judgments.height:
         parts += ["", "## Judge", ""] + _judge_lines(judgments)
+    if runs is not None and runs.height:
+        parts += ["", "## Training cost per run (Table 2)", "", _runs_lines(runs)]
     if usage is not None:
         parts += ["", "## LLM usage", ""] + _usage_lines(usage, usage_facts)
     for title, table in (("Corpus", corpus_stats), ("Corpus validation", corpus_validation)):

@@ -11,6 +11,20 @@ RECORD = "training.json"  # in every raw checkpoint: its log row, the segment's 
 COLUMNS = ["family", "size", "ckpt", "step", "fraction", "tokens", "flops", "train_loss"]
 
 
+def accelerator_name(gpu: bool) -> str:
+    """The accelerator model the segment ran on (torch's device name of this rank's GPU, e.g.
+    "NVIDIA H100 80GB HBM3" or "AMD Instinct MI250X"), or "cpu". Never fails: a record is
+    written after the training it describes."""
+    if not gpu:
+        return "cpu"
+    import torch
+
+    try:
+        return torch.cuda.get_device_name(torch.cuda.current_device())
+    except (RuntimeError, AssertionError) as exc:  # no device visible after all
+        return f"unknown ({exc.__class__.__name__})"
+
+
 def read_record(ckpt_dir: str | Path) -> dict:
     """The training record of a raw checkpoint directory."""
     path = Path(ckpt_dir) / RECORD
@@ -36,8 +50,9 @@ def write_log(ckpts: list[str], log_csv: str, history: str) -> dict:
     last = records[-1]
     write_json(history, {
         "log_history": [h for r in records for h in r["log_history"]],
-        "segments": [{k: r[k] for k in ("ckpt", "first_step", "step", "resumed_from_step", "state_saves",
-                                         "seconds", "world_size")} for r in records],
+        "segments": [{**{k: r[k] for k in ("ckpt", "first_step", "step", "resumed_from_step", "state_saves",
+                                            "seconds", "world_size")},
+                      "accelerator": r.get("accelerator")} for r in records],  # older records: null
         **{k: last[k] for k in ("run", "plan", "train", "seed", "per_device_batch_size", "model", "packed",
                                 "non_embedding_params", "bf16", "fsdp", "tokens", "flops", "versions")}})
     return {"checkpoints": len(records), "tokens": last["tokens"]}

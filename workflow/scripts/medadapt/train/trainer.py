@@ -34,7 +34,7 @@ from medadapt.train import state as states
 from medadapt.train.compute import non_embedding_params
 from medadapt.train.pack import read_stats
 from medadapt.train.plan import Plan, fsdp_arguments, make_plan, window_mean_loss
-from medadapt.train.records import RECORD, read_record
+from medadapt.train.records import RECORD, accelerator_name, read_record
 
 # Stop signals: save the state at the end of the current optimizer step, then exit. SIGURG is ignored
 # by default by every other process of a Slurm job step (Snakemake, the shell, torchrun, apptainer),
@@ -310,7 +310,7 @@ def train(model: str, packed: str, previous: str | None, out_dir: str, state_dir
     row = plan.rows(n_params, window_mean_loss(history, plan.steps), family=family, size=size)[plan.names.index(ckpt)]
     record = {**row, "first_step": first, "resumed_from_step": resume.step if resume else 0,
               "run": run, "plan": asdict(plan), "non_embedding_params": n_params, "bf16": bf16,
-              "fsdp": sharded, "world_size": world_size, "seed": seed,
+              "fsdp": sharded, "world_size": world_size, "accelerator": accelerator_name(gpu), "seed": seed,
               "per_device_batch_size": per_device_batch_size, "train": train, "model": str(model),
               "packed": str(packed), "versions": software_versions(),
               "seconds": round(time.time() - started, 2), "state_saves": control.saved if control else [],
