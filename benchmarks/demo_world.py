@@ -246,7 +246,7 @@ def classifier_check(world: Path, work: Path, sample_size: int, classifier: dict
     docs = [r for s in shards for r in read_jsonl(s)]
     scores = score_texts(model, tok, [d["text"] for d in docs], 32, classifier["max_length"])
     truth = {r["id"]: r["label"] for r in read_jsonl(world / "corpus" / "truth.jsonl")}
-    gold = {r["id"]: r["label"] for r in read_jsonl(world / "corpus" / "validation.jsonl")}
+    gold = {r["id"]: truth[r["id"]] for r in read_jsonl(world / "corpus" / "validation.jsonl")}
     pred = {d["id"]: int(sc >= 0.5) for d, sc in zip(docs, scores)}
     out["validation"] = binary_metrics([gold[i] for i in gold], [pred[i] for i in gold])
     out["corpus"] = binary_metrics([truth[i] for i in pred], [pred[i] for i in pred])
