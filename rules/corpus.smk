@@ -38,13 +38,14 @@ rule corpus_annotate:
     input:
         annotator_model,
         sample=f"{R}/corpus/sample.parquet",
+        server_file=ANNOTATOR_SERVER_FILE,
     output:
         out=f"{R}/corpus/annotations/chunk-{{chunk}}.parquet",
     log:
         log("corpus/annotate/chunk-{chunk}"),
     conda:
         "../envs/vllm.yaml"
-    threads: 2
+    threads: ANNOTATE_THREADS
     resources:
         **CLUSTER.corpus_resources(
             config["corpus"]["annotator"]["tensor_parallel_size"]
