@@ -117,6 +117,12 @@ def _named(files):
     return {k: v if isinstance(v, str) else list(v) for k, v in files.items()}
 
 
+# Corpus filtering, packing and training are the critical path: before every job that is ready
+# as well (e.g. the evaluation of source models), which Snakemake would otherwise prefer when it
+# uses more cores (a local stand-in annotator and its jobs take one core together).
+CRITICAL_PATH = 10
+
+
 # --- shell rules: the job as JSON for `medadapt stage` (script rules get it from Snakemake) ------
 def stage_job(per_process=None, **params):
     """A params function: the job's named input/output, `params` (values or functions of the

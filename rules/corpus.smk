@@ -43,6 +43,7 @@ rule corpus_annotate:
         out=f"{R}/corpus/annotations/chunk-{{chunk}}.parquet",
     log:
         log("corpus/annotate/chunk-{chunk}"),
+    priority: CRITICAL_PATH
     conda:
         "../envs/vllm.yaml"
     threads: ANNOTATE_THREADS
@@ -70,6 +71,7 @@ rule corpus_classifier:
         out_dir=directory(f"{R}/corpus/classifier"),
     log:
         log("corpus/classifier"),
+    priority: CRITICAL_PATH
     conda:
         "../envs/train.yaml"
     threads: 2
@@ -96,6 +98,7 @@ rule corpus_classify:
         log("corpus/classify/group-{group}"),
     wildcard_constraints:
         group=r"\d+",
+    priority: CRITICAL_PATH
     conda:
         "../envs/train.yaml"
     threads: CLUSTER.corpus_threads(1)
@@ -153,6 +156,7 @@ rule corpus_filter:
         ),
     log:
         log("corpus/filter"),
+    priority: CRITICAL_PATH
     conda:
         "../envs/data.yaml"
     params:
