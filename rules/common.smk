@@ -79,7 +79,10 @@ ANNOTATOR_SERVER_FILE = (
 # no core, so they do not hold back the jobs that need one. So do annotation jobs of a local
 # stand-in server (one group with it).
 JUDGE_THREADS = 0 if SERVE or config["judge"]["batch"] else 1
-ANNOTATE_THREADS = 0 if ANNOTATOR_SERVER_FILE else 2
+# A GPU corpus job (annotation, classifier) takes two threads (tokenizing, data loading), at most
+# its CPUs (one on the demo's CPU platform).
+CORPUS_GPU_THREADS = min(2, CLUSTER.corpus_threads(1))
+ANNOTATE_THREADS = 0 if ANNOTATOR_SERVER_FILE else CORPUS_GPU_THREADS
 
 
 def reference_setting(key):

@@ -74,7 +74,7 @@ rule corpus_classifier:
     priority: CRITICAL_PATH
     conda:
         "../envs/train.yaml"
-    threads: 2
+    threads: CORPUS_GPU_THREADS
     resources:
         **CLUSTER.corpus_resources(1),
         runtime=720,
