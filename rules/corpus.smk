@@ -24,6 +24,7 @@ rule corpus_sample:
         out=f"{R}/corpus/sample.parquet",
     log:
         log("corpus/sample"),
+    priority: CRITICAL_PATH
     conda:
         "../envs/data.yaml"
     params:

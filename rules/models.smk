@@ -78,6 +78,7 @@ rule aux_model:
         log("models/aux/{name}"),
     wildcard_constraints:
         name="annotator|classifier-base|judge|translator",
+    priority: CRITICAL_PATH
     conda:
         "../envs/data.yaml"
     params:
