@@ -5,6 +5,7 @@
 checkpoint corpus_shards:
     output:
         out=f"{R}/corpus/shards.json",
+    priority: CRITICAL_PATH
     log:
         log("corpus/shards"),
     localrule: True
