@@ -9,7 +9,7 @@ CPT stage) -> SLERP t=0.5 (`medadapt.merge.slerp`, mergekit) -> MCQA with lm-eva
 orders and the two-player Davidson score (π share W/(W+L), and the expected score (W+T/2)/n) with
 a bootstrap interval over prompts.
 
-    PYTHONPATH=workflow/scripts .venv/bin/python benchmarks/demo_world.py --work /tmp/demo_world
+    PYTHONPATH=workflow/scripts .venv/bin/python benchmarks/demo_world.py --work results/demo_world
 
 Stages whose outputs exist under --work are skipped (delete them to rerun); the numbers go to
 <work>/results.json. The log of runs is benchmarks/demo_world.md.
