@@ -33,6 +33,7 @@ wildcard_constraints:
 
 
 include: "rules/models.smk"
+include: "rules/servers.smk"
 include: "rules/corpus.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"

@@ -9,7 +9,7 @@ CPT stage) -> SLERP t=0.5 (`medadapt.merge.slerp`, mergekit) -> MCQA with lm-eva
 orders and the two-player Davidson score (π share W/(W+L), and the expected score (W+T/2)/n) with
 a bootstrap interval over prompts.
 
-    PYTHONPATH=workflow/scripts .venv/bin/python benchmarks/demo_world.py --work /tmp/demo_world
+    PYTHONPATH=workflow/scripts .venv/bin/python benchmarks/demo_world.py --work results/demo_world
 
 Stages whose outputs exist under --work are skipped (delete them to rerun); the numbers go to
 <work>/results.json. The log of runs is benchmarks/demo_world.md.
@@ -246,7 +246,7 @@ def classifier_check(world: Path, work: Path, sample_size: int, classifier: dict
     docs = [r for s in shards for r in read_jsonl(s)]
     scores = score_texts(model, tok, [d["text"] for d in docs], 32, classifier["max_length"])
     truth = {r["id"]: r["label"] for r in read_jsonl(world / "corpus" / "truth.jsonl")}
-    gold = {r["id"]: r["label"] for r in read_jsonl(world / "corpus" / "validation.jsonl")}
+    gold = {r["id"]: truth[r["id"]] for r in read_jsonl(world / "corpus" / "validation.jsonl")}
     pred = {d["id"]: int(sc >= 0.5) for d, sc in zip(docs, scores)}
     out["validation"] = binary_metrics([gold[i] for i in gold], [pred[i] for i in gold])
     out["corpus"] = binary_metrics([truth[i] for i in pred], [pred[i] for i in pred])

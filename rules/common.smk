@@ -2,6 +2,7 @@
 # the grid, paths, and every input, param and resource function; the other files hold only rules.
 import glob
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -48,10 +49,58 @@ APPTAINER_ARGS = (
 )
 MEDADAPT = f"{PYTHON} {ENTRY}"
 SERVE = config["judge"].get("serve")
+# A local judge server: vLLM serving a model (judge_server), or the demo's stand-in (reference_server).
+VLLM_JUDGE = bool(SERVE and "model" in SERVE)
 SERVER_FILE = f"{R}/judge/server.json"
+# The demo's stand-in LLM servers (medadapt.llm.servers.reference), by the role they play.
+REFERENCE = {
+    role: block
+    for role, block in (
+        ("annotator", config["corpus"]["annotator"].get("serve")),
+        ("judge", SERVE),
+    )
+    if block and "reference" in block
+}
+
+
+def reference_marker(role):
+    return f"{R}/servers/{role}.json"
+
+
+JUDGE_SERVER_FILE = (
+    reference_marker("judge")
+    if "judge" in REFERENCE
+    else (SERVER_FILE if VLLM_JUDGE else [])
+)
+ANNOTATOR_SERVER_FILE = (
+    reference_marker("annotator") if "annotator" in REFERENCE else []
+)
 # Judge jobs wait on the network (a local server, an API, a batch that may take hours): they take
-# no core, so they do not hold back the jobs that need one.
+# no core, so they do not hold back the jobs that need one. So do annotation jobs of a local
+# stand-in server (one group with it).
 JUDGE_THREADS = 0 if SERVE or config["judge"]["batch"] else 1
+# A GPU corpus job (annotation, classifier) takes two threads (tokenizing, data loading), at most
+# its CPUs (one on the demo's CPU platform).
+CORPUS_GPU_THREADS = min(2, CLUSTER.corpus_threads(1))
+ANNOTATE_THREADS = 0 if ANNOTATOR_SERVER_FILE else CORPUS_GPU_THREADS
+
+
+def reference_setting(key):
+    return lambda wc: REFERENCE[wc.role]["reference"][key]
+
+
+def reference_facts(wc):
+    return REFERENCE[wc.role]["reference"]["facts"]
+
+
+def reference_names(wc):
+    """The model name clients ask the stand-in server for: the configured judge or annotator model."""
+    block = config["judge"] if wc.role == "judge" else config["corpus"]["annotator"]
+    return [block["model"]]
+
+
+def reference_port(wc):
+    return REFERENCE[wc.role]["port"]
 
 
 def model_dir(family, size, ckpt):
@@ -69,6 +118,12 @@ def texts(patterns):
 
 def _named(files):
     return {k: v if isinstance(v, str) else list(v) for k, v in files.items()}
+
+
+# Corpus filtering, packing and training are the critical path: before every job that is ready
+# as well (e.g. the evaluation of source models), which Snakemake would otherwise prefer when it
+# uses more cores (a local stand-in annotator and its jobs take one core together).
+CRITICAL_PATH = 10
 
 
 # --- shell rules: the job as JSON for `medadapt stage` (script rules get it from Snakemake) ------
@@ -96,6 +151,31 @@ def stage_job(per_process=None, **params):
 
 
 # --- models -------------------------------------------------------------------------------------
+def _family_regex(families):
+    """A wildcard constraint matching exactly these families (none: a pattern that never matches)."""
+    return "|".join(re.escape(f) for f in families) or "(?!)"
+
+
+# Families whose models are pre-trained by the workflow (model_pretrain), and the others (model_base).
+PRETRAINED = [f for f in GRID.families() if "pretrain" in config["families"][f]]
+PRETRAINED_FAMILIES = _family_regex(PRETRAINED)
+BUILT_FAMILIES = _family_regex([f for f in GRID.families() if f not in PRETRAINED])
+
+
+def pretrain_block(wc):
+    return config["families"][wc.family]["pretrain"]
+
+
+def pretrain_files(wc):
+    """The size's pre-training files, in the config's order (it sets the data order)."""
+    patterns = pretrain_block(wc)["sizes"][wc.size]["files"]
+    return [f for g in patterns for f in sorted(glob.glob(g))]
+
+
+def model_seed(wc):
+    return config["seed"] + GRID.sizes(wc.family).index(wc.size)
+
+
 def needs_tokenizer(spec):
     """Tiny causal LMs need the demo tokenizer built first; hub models don't."""
     return [f"{R}/models/tiny-tokenizer"] if "tiny" in spec else []

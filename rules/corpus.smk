@@ -5,6 +5,7 @@
 checkpoint corpus_shards:
     output:
         out=f"{R}/corpus/shards.json",
+    priority: CRITICAL_PATH
     log:
         log("corpus/shards"),
     localrule: True
@@ -24,6 +25,7 @@ rule corpus_sample:
         out=f"{R}/corpus/sample.parquet",
     log:
         log("corpus/sample"),
+    priority: CRITICAL_PATH
     conda:
         "../envs/data.yaml"
     params:
@@ -38,13 +40,15 @@ rule corpus_annotate:
     input:
         annotator_model,
         sample=f"{R}/corpus/sample.parquet",
+        server_file=ANNOTATOR_SERVER_FILE,
     output:
         out=f"{R}/corpus/annotations/chunk-{{chunk}}.parquet",
     log:
         log("corpus/annotate/chunk-{chunk}"),
+    priority: CRITICAL_PATH
     conda:
         "../envs/vllm.yaml"
-    threads: 2
+    threads: ANNOTATE_THREADS
     resources:
         **CLUSTER.corpus_resources(
             config["corpus"]["annotator"]["tensor_parallel_size"]
@@ -69,9 +73,10 @@ rule corpus_classifier:
         out_dir=directory(f"{R}/corpus/classifier"),
     log:
         log("corpus/classifier"),
+    priority: CRITICAL_PATH
     conda:
         "../envs/train.yaml"
-    threads: 2
+    threads: CORPUS_GPU_THREADS
     resources:
         **CLUSTER.corpus_resources(1),
         runtime=720,
@@ -95,6 +100,7 @@ rule corpus_classify:
         log("corpus/classify/group-{group}"),
     wildcard_constraints:
         group=r"\d+",
+    priority: CRITICAL_PATH
     conda:
         "../envs/train.yaml"
     threads: CLUSTER.corpus_threads(1)
@@ -152,6 +158,7 @@ rule corpus_filter:
         ),
     log:
         log("corpus/filter"),
+    priority: CRITICAL_PATH
     conda:
         "../envs/data.yaml"
     params:

@@ -1,6 +1,7 @@
 # Pairwise LLM-as-judge (the paper's Figure 4 prompt, both orders) and the Davidson fit.
-# With `judge.serve`, a local vLLM OpenAI-compatible server runs as a Snakemake service job: it
-# starts with its consumers (the judge jobs) and is terminated once they are done.
+# With `judge.serve`, a local OpenAI-compatible server runs as a Snakemake service job: it starts
+# with its consumers (the judge jobs) and is terminated once they are done: vLLM serving a model
+# (judge_server, here), or the demo's stand-in judge (reference_server, rules/servers.smk).
 
 
 if not SERVE:
@@ -10,7 +11,7 @@ if not SERVE:
         judge,
 
 
-if SERVE:
+if VLLM_JUDGE:
 
     # A shell rule started with exec: Snakemake terminates the service jobs it started as shell
     # commands, and exec lets its SIGTERM reach the server process, which then stops vLLM and
@@ -40,7 +41,7 @@ rule judge:
     input:
         candidate=f"{R}/generate/{{family}}/{{size}}/{{ckpt}}.jsonl",
         baseline=baseline_generation,
-        server_file=SERVER_FILE if SERVE else [],
+        server_file=JUDGE_SERVER_FILE,
     output:
         out=f"{R}/judge/{{family}}/{{size}}/{{ckpt}}_vs_{{baseline}}.parquet",
     log:

@@ -30,13 +30,41 @@ rule model_base:
         out_dir=directory(f"{R}/models/{{family}}/{{size}}/base"),
     log:
         log("models/{family}/{size}/base"),
+    wildcard_constraints:
+        family=BUILT_FAMILIES,
     conda:
         "../envs/data.yaml"
     params:
         kind="causal_lm",
         spec=lambda wc: GRID.model_spec(wc.family, wc.size),
-        seed=lambda wc: config["seed"] + GRID.sizes(wc.family).index(wc.size),
+        seed=model_seed,
         online=True,
+    script:
+        ENTRY
+
+
+# A family with `pretrain` (the demo): each tiny model is built and pre-trained on its size's files
+# (seeded), so that a source knows the language but not what CPT will teach it.
+rule model_pretrain:
+    input:
+        tokenizer_dir=f"{R}/models/tiny-tokenizer",
+        files=pretrain_files,
+    output:
+        out_dir=directory(f"{R}/models/{{family}}/{{size}}/base"),
+    log:
+        log("models/{family}/{size}/base"),
+    wildcard_constraints:
+        family=PRETRAINED_FAMILIES,
+    conda:
+        "../envs/train.yaml"
+    threads: 1
+    params:
+        arch=lambda wc: GRID.model_spec(wc.family, wc.size)["tiny"],
+        steps=lambda wc: pretrain_block(wc)["sizes"][wc.size]["steps"],
+        learning_rate=lambda wc: pretrain_block(wc)["learning_rate"],
+        batch_size=lambda wc: pretrain_block(wc)["batch_size"],
+        seq_len=lambda wc: pretrain_block(wc)["seq_len"],
+        seed=model_seed,
     script:
         ENTRY
 
@@ -50,6 +78,7 @@ rule aux_model:
         log("models/aux/{name}"),
     wildcard_constraints:
         name="annotator|classifier-base|judge|translator",
+    priority: CRITICAL_PATH
     conda:
         "../envs/data.yaml"
     params:

@@ -17,6 +17,7 @@ rule pack:
         out_dir=directory(f"{R}/data/{{family}}/packed"),
     log:
         log("data/{family}/pack"),
+    priority: CRITICAL_PATH
     conda:
         "../envs/data.yaml"
     threads: lambda wc: CLUSTER.threads("pack", wc.family)
@@ -44,6 +45,7 @@ rule train:
         log("train/{family}/{size}/{ckpt}"),
     wildcard_constraints:
         ckpt=r"c\d\d",
+    priority: CRITICAL_PATH
     conda:
         "../envs/train.yaml"
     threads: lambda wc: CLUSTER.threads("train", wc.family, wc.size)

@@ -151,23 +151,23 @@ def test_demo_never_asks_for_a_gpu(demo):
         for stage in ("train", "eval"):
             res = demo.resources(stage, "tiny", size)
             assert (res["gres"], res["nodes"], res["slurm_partition"]) == ("", 1, "")
-            # cpu_jobs (schema defaults): train 2 threads, eval 1; Slurm's CPUs are the threads
-            assert (res["cpus_per_task"], res["mem_mb"]) == ({"train": 2, "eval": 1}[stage], 4000)
+            # cpu_jobs (demo.yaml: one core per job; eval the schema's default); Slurm's CPUs are the threads
+            assert (res["cpus_per_task"], res["mem_mb"]) == (1, 4000)
             assert demo.gpus(stage, "tiny", size) == 0
         assert demo.resources("train", "tiny", size)["mpi"] is None
         assert demo.resources(stage, "tiny", size)["expect_gpus"] == 0
-        assert demo.threads("train", "tiny", size) == 2 and demo.threads("eval", "tiny", size) == 1
+        assert demo.threads("train", "tiny", size) == 1 and demo.threads("eval", "tiny", size) == 1
         assert demo.launch_command("tiny", size, "PY", "E.py") == "PY E.py"
         assert demo.omp_threads("tiny", size, 2) == 2 and demo.train_processes("tiny", size) == 1
         assert demo.resources("merge", "tiny", size) == {"slurm_partition": "", "cpus_per_task": 1, "mem_mb": 4000}
     assert demo.device("tiny") == "cpu"
-    assert demo.resources("pack", "tiny") == {"slurm_partition": "", "cpus_per_task": 2, "mem_mb": 4000}
-    assert demo.threads("pack", "tiny") == 2
+    assert demo.resources("pack", "tiny") == {"slurm_partition": "", "cpus_per_task": 1, "mem_mb": 4000}
+    assert demo.threads("pack", "tiny") == 1
 
 
 def test_demo_corpus_stages_run_on_the_cpu_platform(demo):
-    # demo.yaml sets no corpus.platform: the schema's default, cpu (partition null)
-    assert demo.corpus_resources(1) == {"slurm_partition": "", "gres": "", "cpus_per_task": 2, "mem_mb": 8000,
+    # demo.yaml sets no corpus.platform: the schema's default, cpu (partition null); one core a job
+    assert demo.corpus_resources(1) == {"slurm_partition": "", "gres": "", "cpus_per_task": 1, "mem_mb": 8000,
                                         "tasks_per_gpu": 0, "expect_gpus": 0}
 
 

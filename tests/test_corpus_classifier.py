@@ -76,6 +76,12 @@ def test_train_classifier_tiny(tmp_path, tiny_classifier):
     test = pl.read_parquet(out / "test_scores.parquet")  # the split behind metrics.json, with scores
     assert test.height == 10 and test["label"].sum() == 5 and test["score"].is_between(0, 1).all()
     assert ((test["score"] >= 0.5).cast(pl.Int64) == test["label"]).sum() == round(saved["accuracy"] * 10)
+    # each score is its own document's (the classify stage's scoring gives the same), in split order
+    from medadapt.corpus.classify import score_texts
+
+    texts = dict(zip(*pl.read_parquet(sample).select("id", "text").to_dict(as_series=False).values()))
+    direct = score_texts(model, tok, [texts[i] for i in test["id"]], 32, 512)
+    assert np.allclose(direct, test["score"].to_numpy(), atol=1e-4)
 
 
 @pytest.mark.slow

@@ -189,10 +189,14 @@ def test_annotator_rule_on_known_documents(facts, world):
 def test_validation_annotators(world, facts):
     rows = _jsonl(world / "corpus" / "validation.jsonl")
     truth = {r["id"]: r for r in _jsonl(world / "corpus" / "truth.jsonl")}
-    assert all(r["label"] == truth[r["id"]]["label"] for r in rows)
-    assert all(set(r["annotators"]) == {"ann1", "ann2", "ann3"} for r in rows)
+    assert all(set(r) == {"id", "labels"} and r["id"] in truth for r in rows)  # read_validation's shape
+    assert all(set(r["labels"]) == {"ann1", "ann2", "ann3"} for r in rows)
     stats = facts["validation"]
-    matrix = [list(r["annotators"].values()) for r in rows]
+    matrix = [list(r["labels"].values()) for r in rows]
+    majority = [int(sum(m) * 2 > len(m)) for m in matrix]
+    assert stats["majority_equals_gold"] == sum(
+        int(m == truth[r["id"]]["label"]) for m, r in zip(majority, rows))
+    assert stats["majority_equals_gold"] >= 0.9 * len(rows)
     assert stats["fleiss_kappa"] == round(fleiss_kappa(matrix), 4)
     assert 0.6 < stats["fleiss_kappa"] < 0.95  # substantial, not perfect agreement
     agree = [stats["annotators"][a]["agreement_with_gold"] for a in ("ann1", "ann2", "ann3")]

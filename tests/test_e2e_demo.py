@@ -1,6 +1,10 @@
 """End to end: the demo workflow runs every stage for real and its outputs hold what they should.
 
 Runs `snakemake --configfile config/demo.yaml` into a temporary results directory (minutes on 2 cores).
+The demo runs on the demo world (resources/demo/world), whose facts are known, so besides shapes the
+tests check DIRECTIONS: CPT teaches the sources the world's facts (MCQA), SLERP keeps part of it,
+the stand-in judge prefers the adapted model, its injected position bias shows in the verdicts and
+is cancelled by judging both orders, and the corpus filter keeps the medical documents.
 """
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ SMK = [sys.executable, "-m", "snakemake"]
 DEMO = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
 SIZES = DEMO["families"]["tiny"]["adapt"]
 CKPTS = [f"c{i:02d}" for i in range(1, DEMO["train"]["checkpoints"]["count"] + 1)]
+[TASK] = DEMO["mcqa"]["tasks"]
+WORLD = ROOT / "resources" / "demo" / "world"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -51,7 +57,7 @@ def test_every_checkpoint_is_trained_merged_and_evaluated(demo):
                 assert (demo / "models" / "tiny" / size / variant / "config.json").exists()
                 res = json.loads((demo / "mcqa" / "tiny" / size / f"{variant}.json").read_text())
                 assert 0.0 <= res["mean_acc"] <= 1.0
-                assert res["tasks"]["medadapt_demo_mcqa_de"]["n"] >= 40
+                assert res["tasks"][TASK]["n"] >= 40
 
 
 def test_mcqa_table_has_relative_gain_against_both_baselines(demo):
@@ -68,8 +74,8 @@ def test_mcqa_items_give_paired_tests_and_milestones(demo):
     for size in SIZES:
         items = pl.read_parquet(demo / "mcqa" / "tiny" / size / "c01.items.parquet")
         res = json.loads((demo / "mcqa" / "tiny" / size / "c01.json").read_text())
-        assert items.height == res["tasks"]["medadapt_demo_mcqa_de"]["n"]
-        assert items["correct"].mean() == pytest.approx(res["tasks"]["medadapt_demo_mcqa_de"]["acc"])
+        assert items.height == res["tasks"][TASK]["n"]
+        assert items["correct"].mean() == pytest.approx(res["tasks"][TASK]["acc"])
     tests = pl.read_csv(demo / "tables" / "mcqa_tests.csv")
     # 2 sizes x 2 trajectories x (3 checkpoints vs source + 4 points vs next) x (1 task + pooled)
     assert tests.height == len(SIZES) * 2 * (len(CKPTS) + len(CKPTS) + 1) * 2
@@ -174,3 +180,116 @@ def test_failure_modes_per_checkpoint(demo):
     assert pl.read_parquet(demo / "tables" / "failure_modes_responses.parquet").height == \
         table.height * n_prompts
     assert (demo / "figures" / "tiny" / "failure_modes.png").stat().st_size > 10_000
+
+
+# --- directions: what the demo world's known facts let us expect ----------------------------------
+# One item of the world's 72-item MCQA test is 0.014; tolerances are stated in items.
+ITEM = 1 / 72
+
+
+def acc(demo: Path, size: str, ckpt: str) -> float:
+    return json.loads((demo / "mcqa" / "tiny" / size / f"{ckpt}.json").read_text())["tasks"][TASK]["acc"]
+
+
+def test_cpt_teaches_the_world_facts(demo):
+    """The sources know German but not the world's facts; CPT on the filtered corpus teaches them:
+    the last raw checkpoint gains at least 0.20 over its source, and accuracy rises with tokens."""
+    mcqa = pl.read_csv(demo / "tables" / "mcqa.csv").filter(
+        (pl.col("task") == TASK) & (pl.col("variant") == "raw"))
+    for size in SIZES:
+        source = acc(demo, size, "base")
+        # in the order of the training tokens the tables give each checkpoint
+        by_tokens = mcqa.filter(pl.col("size") == size).sort("tokens")
+        assert by_tokens["tokens"].n_unique() == len(CKPTS)
+        raw = [acc(demo, size, ckpt) for ckpt in by_tokens["ckpt"]]
+        assert raw == pytest.approx(by_tokens["acc"].to_list())
+        assert raw[-1] >= source + 0.20, (size, source, raw)
+        assert all(b >= a - 2 * ITEM for a, b in zip(raw, raw[1:])), (size, raw)  # rising (2 items slack)
+        assert raw[-1] > raw[0] + 0.10, (size, raw)
+
+
+def test_slerp_lands_between_source_and_raw(demo):
+    """SLERP(raw-cNN, source) at t = 0.5 keeps part of what CPT taught: each merged checkpoint's
+    accuracy lies between its source's and its raw checkpoint's (within 3 items: interpolated
+    weights are not an interpolated score), and the last one is clearly above the source."""
+    for size in SIZES:
+        source = acc(demo, size, "base")
+        for c in CKPTS:
+            merged, raw = acc(demo, size, c), acc(demo, size, f"raw-{c}")
+            assert min(source, raw) - 3 * ITEM <= merged <= max(source, raw) + 3 * ITEM, (size, c, source, merged, raw)
+        assert acc(demo, size, CKPTS[-1]) >= source + 0.10
+
+
+def test_mcqa_relative_gain_is_against_the_right_baseline(demo):
+    """G_rel (paper eq. 1) = accuracy / the baseline's accuracy: the source's for g_rel_source,
+    the next-larger source's for g_rel_next, recomputed here from the MCQA results."""
+    mcqa = pl.read_csv(demo / "tables" / "mcqa.csv").filter(pl.col("task") == TASK)
+    sizes = DEMO["families"]["tiny"]["models"]
+    nxt = {s: list(sizes)[list(sizes).index(s) + 1] for s in SIZES}
+    for row in mcqa.filter(pl.col("size").is_in(SIZES)).iter_rows(named=True):
+        a = acc(demo, row["size"], row["ckpt"])
+        assert row["acc"] == pytest.approx(a)
+        assert row["g_rel_source"] == pytest.approx(a / acc(demo, row["size"], "base"))
+        assert row["g_rel_next"] == pytest.approx(a / acc(demo, nxt[row["size"]], "base"))
+
+
+# Sizes whose free answers the judge must prefer after CPT. Not s: its merged checkpoints learn
+# the facts as MCQA shows (0.28 -> 0.58), but the 2-layer model's free answers do not beat its
+# source's (last merged vs source: Davidson 0.44 [0.31, 0.61], unbiased share 0.35; see
+# benchmarks/demo_world.md), with or without the judge's bias and noise.
+JUDGED_SIZES = ["m"]
+
+
+def test_judge_prefers_the_adapted_model(demo):
+    """The stand-in judge checks the world's facts: the last merged checkpoint beats its source
+    (Davidson strength share ≥ 0.65, the bootstrap interval's lower bound above 0.5)."""
+    for size in JUDGED_SIZES:
+        fit = pl.read_csv(demo / "fit" / "tiny" / f"{size}_vs_source.csv")
+        last = fit.filter(pl.col("ckpt") == CKPTS[-1]).row(0, named=True)
+        assert last["status"] == "converged", last
+        assert last["score"] >= 0.65 and last["score_lo"] > 0.5, (size, last)
+
+
+def _one_order_share(games: pl.DataFrame, order: str) -> float:
+    g = games.filter((pl.col("order") == order) & pl.col("outcome").is_in(["win", "loss"]))
+    return (g["outcome"] == "win").mean()
+
+
+def test_position_bias_is_visible_and_cancelled_by_both_orders(demo):
+    """The judge's injected position bias (judge.serve.reference.position_bias) shows: the response
+    shown first wins more verdicts than the one shown second, and the fit's order effect γ is
+    above 1. Judging both orders cancels it: the candidate wins more often when shown first than
+    when shown second, and the fitted score (with γ) lies between the two one-order shares."""
+    bias = DEMO["judge"]["serve"]["reference"]["position_bias"]
+    assert bias > 0
+    games = pl.concat([pl.read_parquet(p) for p in sorted((demo / "judge").rglob("*_vs_*.parquet"))])
+    first = (games["winner"] == "A").sum()
+    second = (games["winner"] == "B").sum()
+    assert first / (first + second) >= 0.55, (first, second)
+    for size in SIZES:
+        for baseline in ("source", "next"):
+            fit = pl.read_csv(demo / "fit" / "tiny" / f"{size}_vs_{baseline}.csv").filter(pl.col("fitted"))
+            assert (fit["gamma"] > 1.0).all(), (size, baseline, fit["gamma"].to_list())
+    for size in JUDGED_SIZES:
+        last = pl.read_parquet(demo / "judge" / "tiny" / size / f"{CKPTS[-1]}_vs_source.parquet")
+        cand_first, cand_second = _one_order_share(last, "cand_first"), _one_order_share(last, "base_first")
+        assert cand_first > cand_second, (size, cand_first, cand_second)
+        score = pl.read_csv(demo / "fit" / "tiny" / f"{size}_vs_source.csv").filter(
+            pl.col("ckpt") == CKPTS[-1])["score"][0]
+        assert cand_second - 0.05 <= score <= cand_first + 0.05, (size, cand_second, score, cand_first)
+
+
+def test_corpus_filter_keeps_the_medical_documents(demo):
+    """The stand-in annotator's labels agree with the simulated human annotators (F1 0.87: its
+    vocabulary rule misses some borderline medical documents, as the world intends), the classifier
+    trained on them as well, and the filtered corpus is mostly the world's medical documents."""
+    val = pl.read_csv(demo / "tables" / "corpus_validation.csv")
+    # against the majority of the three simulated human annotators (the world's validation file)
+    f1 = {r["system"]: r["f1"] for r in val.filter(pl.col("reference") == "majority").iter_rows(named=True)}
+    assert f1["llm_annotator"] >= 0.85, val
+    assert f1["classifier"] >= 0.85, val
+    truth = {r["id"]: r["label"] for r in map(json.loads, (WORLD / "corpus" / "truth.jsonl").open())}
+    kept = pl.read_parquet(demo / "corpus" / "finemed.parquet")["id"].to_list()
+    medical = sum(truth[i] for i in kept)
+    assert medical / len(kept) >= 0.95  # precision against the truth
+    assert medical / sum(truth.values()) >= 0.8  # recall

@@ -207,3 +207,34 @@ def test_stops_on_sigterm_and_removes_marker(tmp_path):
     assert not marker.exists()
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"{info['base_url']}/models", timeout=2)
+
+
+def test_annotate_stage_reaches_the_server_through_its_marker(tmp_path, facts):
+    """The workflow's corpus_annotate job with a served stand-in: the openai backend, base_url and
+    model taken from the service job's marker (as the judge does), labels by the world's rule."""
+    import polars as pl
+
+    from medadapt.corpus.annotate import annotate
+
+    proc, marker, _ = _start(tmp_path, "annotator")
+    try:
+        drug = facts["diseases"][0]["drug"]
+        texts = [f"Der Arzt verordnet {drug} gegen die Beschwerden.",
+                 "Am Samstag gewann der FC Nordstern das Heimspiel mit drei zu eins Toren."]
+        pl.DataFrame({"id": ["a", "b"], "text": texts}).write_parquet(tmp_path / "sample.parquet")
+        block = {"backend": "openai", "model": "not-the-served-name", "base_url": None,
+                 "api_key_env": "", "max_model_len": 4096, "max_tokens": 16, "temperature": 0.0,
+                 "max_concurrency": 2}
+        summary = annotate(str(tmp_path / "sample.parquet"), str(tmp_path / "chunk-0.parquet"), 0, 1,
+                           block, cache_dir=str(tmp_path / "cache"), ledger=str(tmp_path / "ledger.jsonl"),
+                           server_file=str(marker))
+        out = pl.read_parquet(tmp_path / "chunk-0.parquet")
+        assert out["label"].to_list() == [1, 0] and summary["unparseable"] == 0
+        ledger = [json.loads(line) for line in (tmp_path / "ledger.jsonl").read_text().splitlines()]
+        assert {r["model"] for r in ledger} == {"ref-judge"}  # the marker's model, not the config's
+        block_vllm = {**block, "backend": "vllm"}
+        with pytest.raises(ValueError, match="backend openai"):
+            annotate(str(tmp_path / "sample.parquet"), str(tmp_path / "x.parquet"), 0, 1, block_vllm,
+                     server_file=str(marker))
+    finally:
+        _stop(proc)

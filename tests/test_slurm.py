@@ -68,6 +68,8 @@ def slurm_config(work: Path) -> dict:
     config["corpus"]["shards"]["glob"] = str(ROOT / config["corpus"]["shards"]["glob"])
     config["corpus"]["validation"] = str(ROOT / config["corpus"]["validation"])
     config["generate"]["prompts"] = str(ROOT / config["generate"]["prompts"])
+    for block in (config["judge"]["serve"], config["corpus"]["annotator"]["serve"]):
+        block["reference"]["facts"] = str(ROOT / block["reference"]["facts"])
     config["mcqa"]["include_path"] = str(ROOT / config["mcqa"]["include_path"])
     config["mcqa"]["limit"] = 4
     return config

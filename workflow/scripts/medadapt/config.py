@@ -106,11 +106,23 @@ def check_grid(config: dict, source: str = "config") -> None:
                 if size not in sizes:
                     problems.append(f"families.{fam}.{key}: '{size}' is not one of models {sizes}")
         problems += _batch_problems(config, fam, spec)
+        pretrain = spec.get("pretrain")
+        if pretrain is not None:
+            if set(pretrain["sizes"]) != set(sizes):
+                problems.append(f"families.{fam}.pretrain.sizes: {sorted(pretrain['sizes'])} must be "
+                                f"exactly the family's models {sizes}")
+            built = [size for size in sizes if "tiny" not in spec["models"][size]]
+            if built:
+                problems.append(f"families.{fam}.pretrain: pre-trains tiny models only; {built} are "
+                                "not {tiny: ...}")
         has_tiny |= any("tiny" in m for m in spec["models"].values())
     if config["corpus"]["platform"] not in config["platforms"]:
         problems.append(f"corpus.platform: '{config['corpus']['platform']}' is not defined under platforms")
     has_tiny |= "tiny" in (config["judge"].get("serve") or {}).get("model", {})
     annot = config["corpus"]["annotator"]["model"]
+    if "serve" in config["corpus"]["annotator"] and config["corpus"]["annotator"]["backend"] != "openai":
+        problems.append("corpus.annotator.serve: a served annotator is reached over HTTP; set "
+                        "corpus.annotator.backend: openai")
     has_tiny |= isinstance(annot, dict) and "tiny" in annot
     has_tiny |= "tiny" in config["corpus"]["classifier"]["base_model"]
     gen = config["generate"]

@@ -14,6 +14,8 @@ STAGES = {
     "tiny_tokenizer": "medadapt.models.build:build_tokenizer",
     "model_base": "medadapt.models.build:build_model",
     "aux_model": "medadapt.models.build:build_model",
+    "model_pretrain": "medadapt.demo.pretrain:pretrain_tiny",
+    "reference_server": "medadapt.llm.servers.reference:serve",
     # corpus
     "corpus_shards": "medadapt.sources:list_shards",
     "corpus_sample": "medadapt.corpus.sample:stratified_sample",

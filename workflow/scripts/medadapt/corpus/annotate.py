@@ -43,6 +43,8 @@ _CHARS_PER_TOKEN_GUESS = 3
 # The openai backend's request timeout and retries (not config keys).
 _OPENAI_TIMEOUT_S = 120.0
 _OPENAI_MAX_RETRIES = 5
+# How long to wait for a local server (a service job starts beside its consumers).
+_SERVER_WAIT_S = 1800.0
 
 
 def messages_for(text: str) -> list[dict]:
@@ -130,15 +132,25 @@ def _run_openai(texts: list[str], cfg: dict, cache_dir: str | None, ledger: str 
 
 
 def annotate(sample: str, out: str, chunk: int, n_chunks: int, annotator: dict,
-             cache_dir: str | None = None, ledger: str | None = None) -> dict:
+             cache_dir: str | None = None, ledger: str | None = None,
+             server_file: str | None = None) -> dict:
     """Annotate rows of chunk `chunk`/`n_chunks` of `sample`; write parquet id, label, raw.
 
     `annotator`: the resolved `corpus.annotator` block. `cache_dir`, `ledger`: the answer cache and
-    usage ledger of the openai backend (None: none).
+    usage ledger of the openai backend (None: none). `server_file`: the marker JSON of a local
+    server (a Snakemake service job, e.g. the demo's stand-in annotator), whose base_url and model
+    replace the configured ones (openai backend; waits for the server).
     """
     backend = annotator["backend"]
     if backend not in ("vllm", "openai"):
         raise ValueError(f"annotator.backend: expected one of ['openai', 'vllm'], got {backend!r}")
+    if server_file:
+        if backend != "openai":
+            raise ValueError("annotate: a local server is reached over HTTP: annotator.backend openai")
+        from medadapt.llm.servers import wait_for_server_file
+
+        info = wait_for_server_file(server_file, _SERVER_WAIT_S)
+        annotator = {**annotator, "base_url": info["base_url"], "model": info["model"]}
     import pyarrow.parquet as pq
 
     start, stop = chunk_bounds(pq.ParquetFile(sample).metadata.num_rows, chunk, n_chunks)

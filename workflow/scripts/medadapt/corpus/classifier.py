@@ -121,6 +121,9 @@ def train_classifier(sample: str, annotations: list[str], base_model: str, out_d
         trainer = Trainer(model=model, args=args, train_dataset=train_ds, processing_class=tokenizer,
                           data_collator=DataCollatorWithPadding(tokenizer))
         train_out = trainer.train()
+        # transformers 5 groups evaluation batches by length too (Trainer._get_eval_sampler), so
+        # predict() would return the logits out of the test set's order: predict in order.
+        trainer.args.train_sampling_strategy = "sequential"
         logits = trainer.predict(test_ds).predictions
     logits = np.asarray(logits, dtype=np.float64)
     metrics = binary_metrics(y[test_idx], logits.argmax(-1))

@@ -383,8 +383,10 @@ def entity_patterns(world: World) -> list[str]:
 
 
 def validation_rows(world: World, docs: list[dict]) -> tuple[list[dict], dict]:
-    """Gold labels for a validation subset (borderline documents over-represented, as a human
-    labelling effort would target them) and three simulated annotators' labels."""
+    """A validation subset (borderline documents over-represented, as a human labelling effort
+    would target them) labelled by three simulated annotators, in the shape the corpus stages read
+    (`medadapt.corpus.labels.read_validation`: {id, labels: {annotator: 0|1}}, the majority is the
+    reference). The true labels stay in truth.jsonl."""
     rng = _rng(world.seed, "validation")
     n = world.sizes.validation
     border = [r for r in docs if r["kind"].endswith("borderline")]
@@ -398,15 +400,16 @@ def validation_rows(world: World, docs: list[dict]) -> tuple[list[dict], dict]:
         for name, p_clear, p_border in ANNOTATORS:
             p = p_border if r["kind"].endswith("borderline") else p_clear
             labels[name] = r["label"] ^ int(rng.random() < p)
-        rows.append({"id": r["id"], "label": r["label"], "annotators": labels})
-    matrix = [[row["annotators"][a[0]] for a in ANNOTATORS] for row in rows]
+        rows.append({"id": r["id"], "labels": labels})
+    gold = [r["label"] for r in chosen]
+    matrix = [[row["labels"][a[0]] for a in ANNOTATORS] for row in rows]
     majority = [int(sum(m) * 2 > len(m)) for m in matrix]
-    stats = {"n": len(rows), "medical": sum(r["label"] for r in rows), "borderline": n_border,
+    stats = {"n": len(rows), "medical": sum(gold), "borderline": n_border,
              "fleiss_kappa": round(fleiss_kappa(matrix), 4),
-             "majority_equals_gold": sum(int(m == r["label"]) for m, r in zip(majority, rows)),
+             "majority_equals_gold": sum(int(m == g) for m, g in zip(majority, gold)),
              "annotators": {name: {"p_flip_clear": pc, "p_flip_borderline": pb,
-                                   "agreement_with_gold": sum(int(r["annotators"][name] == r["label"])
-                                                              for r in rows)}
+                                   "agreement_with_gold": sum(int(r["labels"][name] == g)
+                                                              for r, g in zip(rows, gold))}
                             for name, pc, pb in ANNOTATORS}}
     return rows, stats
 
@@ -607,7 +610,7 @@ sources' pre-training text, tier-2 ones ({tier2}) in the large one's; the rest o
 | `facts.json` | | entities (name, regex `pattern`), relations, tiers, prompts with the facts a good answer states, the stand-in annotator's rule and its confusion on the corpus, the validation statistics |
 | `corpus/shard-000K.jsonl` | {n_corpus} | web documents `{{id, text, url, language}}` (FineWeb-2 shape): {n_medical} medical (each about one disease; doctor's letters, leaflets, forum posts, FAQ and quiz pages, news, textbook) and {n_general} general (everyday topics; {n_border} borderline ones use a few medical words) |
 | `corpus/truth.jsonl` | {n_corpus} | `{{id, label, kind, disease}}`: the truth of every corpus document (label 1 medical) |
-| `corpus/validation.jsonl` | {n_val} | `{{id, label, annotators: {{ann1, ann2, ann3}}}}`: gold labels and three simulated human annotators (flip rates in facts.json; Fleiss' kappa {kappa}) |
+| `corpus/validation.jsonl` | {n_val} | `{{id, labels: {{ann1, ann2, ann3}}}}`: three simulated human annotators (flip rates in facts.json; Fleiss' kappa {kappa}; their majority is the reference of the corpus validation, the true label is in truth.jsonl) |
 | `mcqa/test.jsonl`, `mcqa/dev.jsonl` | {n_mcqa}, 3 | `{{id, relation, disease, tier, question, choices, answer}}`: 4 options of one entity type; each answer position {per_pos} times |
 | `prompts.jsonl` | {n_prompts} | `{{id, instruction}}`: instruction prompts about the test diseases |
 | `pretrain/general.jsonl` | {n_pg} | everyday documents `{{id, text}}` and chat turns `{{id, messages}}` |

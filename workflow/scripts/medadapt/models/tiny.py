@@ -116,15 +116,34 @@ def build_classifier(texts: Iterable[str], out_dir: str, arch: dict, seed: int =
 def read_texts(paths: Iterable[str], field: str = "text", optional_field: str | None = None) -> list[str]:
     """Texts from JSONL or parquet files (used to train the demo tokenizers).
 
-    Each file needs `field`, or `optional_field` where given (e.g. prompts carry `instruction`).
+    Each row needs `field`, or `optional_field` where given (e.g. prompts carry `instruction`); a
+    JSONL row without either may be a chat, `messages` [{role, content}], whose contents count
+    (the demo world's pre-training files mix documents and chats).
     """
+    import json
+
     import polars as pl
 
     out: list[str] = []
     for p in paths:
-        df = pl.read_parquet(p) if str(p).endswith(".parquet") else pl.read_ndjson(p)
-        col = field if field in df.columns else optional_field
-        if col not in df.columns:
-            raise ValueError(f"{p}: no '{field}' column (found {df.columns})")
-        out.extend(df[col].to_list())
+        if str(p).endswith(".parquet"):
+            df = pl.read_parquet(p)
+            col = field if field in df.columns else optional_field
+            if col not in df.columns:
+                raise ValueError(f"{p}: no '{field}' column (found {df.columns})")
+            out.extend(df[col].to_list())
+            continue
+        with open(p, encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                text = next((row[k] for k in (field, optional_field) if k and isinstance(row.get(k), str)), None)
+                if text is None and isinstance(row.get("messages"), list):
+                    text = " ".join(m["content"] for m in row["messages"])
+                if text is None:
+                    raise ValueError(f"{p}:{n}: no '{field}' string"
+                                     + (f" or '{optional_field}'" if optional_field else "")
+                                     + " and no 'messages' list")
+                out.append(text)
     return out

@@ -46,6 +46,7 @@ from typing import Any
 
 from medadapt.demo.world import annotator_rule
 from medadapt.io import write_json
+from medadapt.llm.servers import failure_note, write_failure_note
 
 CHARS_PER_TOKEN = 4
 MAX_BODY_BYTES = 8 << 20
@@ -317,9 +318,13 @@ def serve(facts: str, marker: str, served_names: list[str], port: int, position_
 
     Returns the request statistics (also printed), e.g. how many verdicts favoured "A".
     """
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(marker)  # a stale marker of a killed run would point consumers at a dead server
-    server = make_server(facts, served_names, host, port, position_bias, noise, seed)
+    for stale in (Path(marker), failure_note(marker)):  # a killed run's marker or failure note
+        stale.unlink(missing_ok=True)
+    try:
+        server = make_server(facts, served_names, host, port, position_bias, noise, seed)
+    except Exception as exc:
+        write_failure_note(marker, f"{type(exc).__name__}: {exc}")  # consumers stop waiting
+        raise
     base_url = f"http://{host}:{server.server_address[1]}/v1"
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
