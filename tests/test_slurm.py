@@ -63,6 +63,9 @@ def slurm_config(work: Path) -> dict:
     config["prebuilt_corpus"] = str(work / "finemed.parquet")
     # Enough steps that a cancel lands mid-segment, and a state saved every few steps in between.
     config["train"]["state"] = {"save_every_steps": 4, "save_every_minutes": 0, "keep": 2}
+    # The batch this test's step counts and its single-process reference (per device 4) are made for:
+    # 2 GPUs x 4 on the nvidia family, 1 GPU x 4 x 2 accumulation on the amd one.
+    config["train"] |= {"effective_batch_size": 8, "per_device_batch_size": 4}
     config["results"] = str(work / "results")
     config["tiny_tokenizer"]["texts"] = [str(ROOT / t) for t in config["tiny_tokenizer"]["texts"]]
     config["corpus"]["shards"]["glob"] = str(ROOT / config["corpus"]["shards"]["glob"])

@@ -280,6 +280,7 @@ def test_two_process_ddp_resumes_and_matches_single_process(uninterrupted, tmp_p
     config["platforms"]["nvidia"] = {"partition": None, "gpus_per_node": 2, "cpus_per_gpu": 1,
                                      "mem_mb_per_gpu": 0}
     config["families"]["tiny"] |= {"platform": "nvidia", "train_gpus": {"s": 2}}
+    config["train"] |= {k: TRAIN[k] for k in ("effective_batch_size", "per_device_batch_size")}  # 2 ranks x 2
     resolve(config)
     launch = Cluster(config).launch_command("tiny", "s", sys.executable, str(DRIVER))
     assert launch == f"{sys.executable} -m torch.distributed.run --standalone --nproc-per-node=2 -- {DRIVER}"

@@ -72,3 +72,11 @@ def read_parquet(path: str | os.PathLike, required, what: str):
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; expected at least {list(required)}")
     return df
+
+
+def read_json(path: str | os.PathLike, what: str):
+    """A stage's JSON output; an unreadable or malformed file names itself and what it should hold."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read {what} ({exc})") from None

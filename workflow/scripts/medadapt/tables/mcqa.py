@@ -1,13 +1,12 @@
 """The MCQA table: accuracy per benchmark and checkpoint, with relative gains (paper eq. 1)."""
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import polars as pl
 
+from medadapt.io import read_json
 from medadapt.tables.common import PathLike, keyed, nonempty, size_order, variant_of
 from medadapt.tables.compute import join_compute
 from medadapt.tables.items import ModelItems, check_against_table
@@ -28,10 +27,7 @@ def _float(v) -> float | None:
 
 def _mcqa_rows(key: tuple[str, str, str], path: PathLike) -> list[dict]:
     family, size, ckpt = key
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read MCQA JSON ({exc})") from None
+    data = read_json(path, "MCQA JSON")
     tasks = data.get("tasks")
     if not isinstance(tasks, dict) or not tasks:
         raise ValueError(f"{path}: field 'tasks' must be a non-empty object {{task: {{acc, ...}}}}")

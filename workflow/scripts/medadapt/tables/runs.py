@@ -2,12 +2,11 @@
 GPU-hours), from the run histories `train_log` writes (`train/{family}/{size}/history.json`)."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Sequence
 
 import polars as pl
 
+from medadapt.io import read_json
 from medadapt.tables.common import PathLike, size_order
 
 RUN_COLUMNS = ["family", "size", "checkpoints", "tokens", "flops", "accelerator", "accelerators",
@@ -16,10 +15,7 @@ NOT_RECORDED = "not recorded"
 
 
 def _run_row(path: PathLike) -> dict:
-    try:
-        h = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read training history ({exc})") from None
+    h = read_json(path, "training history")
     segments = h.get("segments")
     if not isinstance(segments, list) or not segments:
         raise ValueError(f"{path}: field 'segments' must be a non-empty list (one per checkpoint)")
