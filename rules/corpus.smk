@@ -5,9 +5,9 @@
 checkpoint corpus_shards:
     output:
         out=f"{R}/corpus/shards.json",
-    priority: CRITICAL_PATH
     log:
         log("corpus/shards"),
+    priority: CRITICAL_PATH
     localrule: True
     conda:
         "../envs/data.yaml"
