@@ -116,6 +116,16 @@ def test_right_fact_beats_wrong_fact_in_both_orders(unbiased, facts, relation):
     assert _verdict(unbiased, query, f"{right} oder {wrong}.", "Ich weiß es nicht.") == "0"
 
 
+def test_a_pretraining_disease_is_a_wrong_answer_too(unbiased, facts):
+    """Asked which disease a world drug treats, naming a disease the sources learnt in
+    pre-training is wrong exactly as naming another world disease is (not neutral)."""
+    query, right, wrong = _case(facts, "treated_by")
+    learnt = facts["pretrain_diseases"][0]["name"]
+    assert _verdict(unbiased, query, f"Es hilft gegen die {learnt}.", "Ich weiß es nicht.") == "B"
+    assert _verdict(unbiased, query, f"Es hilft gegen die {learnt}.", f"Es hilft gegen die {wrong}.") == "0"
+    assert _verdict(unbiased, query, f"Es hilft gegen die {learnt}.", f"Es hilft gegen die {right}.") == "B"
+
+
 def test_position_bias_decides_tied_evidence(unbiased, biased, facts):
     query, right, wrong = _case(facts)
     for a, b in [("Gute Besserung!", "Ich weiß es nicht."), (f"Es ist {right}.", f"Sicher {right}.")]:

@@ -583,8 +583,9 @@ def facts_document(world: World, prompts: list[dict], validation_stats: dict,
         "drugs": world.drugs,
         "organs": [{"name": o["name"], "gender": o["gender"], "pattern": o["pattern"]} for o in world.organs],
         "diseases": [asdict(d) for d in world.diseases],
-        # The medicine every source knows (no MCQA item or prompt asks about these diseases).
-        "pretrain_diseases": [{"name": d.name, "drug": d.drug, "organ": d.organ}
+        # The medicine every source knows (no MCQA item or prompt asks about these diseases; the
+        # stand-in judge counts naming one where a world disease is asked for as a wrong answer).
+        "pretrain_diseases": [{"name": d.name, "drug": d.drug, "organ": d.organ, "pattern": d.pattern}
                               for d in world.pretrain_diseases],
         "facts": facts,
         "prompts": [{k: p[k] for k in ("id", "instruction", "disease", "facts")} for p in prompts],

@@ -11,7 +11,7 @@ so that the pipeline around them can be checked against known answers:
 - JUDGE: a request asking for `winner` (or holding the Figure 4 prompt's "Response A:"/"Response B:")
   gets {"winner": "A"|"B"|"0"}. Each response's evidence is the number of the query's expected
   facts it states (the answer entity named) minus the number of wrong entities of the same type
-  it names; the higher evidence wins. Position bias: when the evidence is tied, "A" (the response
+  it names (the world's and, for diseases, the pre-training ones); the higher evidence wins. Position bias: when the evidence is tied, "A" (the response
   shown first) wins with probability `position_bias`, else a tie. Noise: with probability `noise`
   the evidence is ignored ("A" with probability `position_bias`, else uniformly A/B/0). All draws
   are seeded by (seed, request messages), so a rerun gives the same verdict.
@@ -98,7 +98,15 @@ class Reference:
             "organ": {o["name"]: re.compile(o["pattern"]) for o in facts["organs"]},
             "disease": {d["name"]: re.compile(d["pattern"]) for d in facts["diseases"]},
         }
+        # The annotator's rule knows the world's own names only (as the corpus was labelled).
         self.patterns = [p.pattern for kind in self.entities.values() for p in kind.values()]
+        # The judge also knows the pre-training diseases: naming one where a world disease is
+        # asked for is as wrong as naming another world disease (without this a source that
+        # answers with a disease it learnt in pre-training would look neutral, and beat a model
+        # whose wrong answer happens to be a world disease).
+        self.wrong_names = {t: dict(named) for t, named in self.entities.items()}
+        self.wrong_names["disease"].update(
+            {d["name"]: re.compile(d["pattern"]) for d in facts.get("pretrain_diseases", [])})
         self.prompts = {_norm(p["instruction"]): p["facts"] for p in facts["prompts"]}
         self.lock = threading.Lock()
         self.stats = {"requests": 0, "annotate": 0, "judge": 0, "errors": 0,
@@ -133,7 +141,7 @@ class Reference:
         right = {(f["type"], f["answer"]) for f in expected}
         score = sum(1 for t, a in right if self.entities[t][a].search(low))
         for t in {t for t, _ in right}:
-            score -= sum(1 for name, pat in self.entities[t].items()
+            score -= sum(1 for name, pat in self.wrong_names[t].items()
                          if (t, name) not in right and pat.search(low))
         return score
 
