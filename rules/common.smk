@@ -166,10 +166,24 @@ def pretrain_block(wc):
     return config["families"][wc.family]["pretrain"]
 
 
+def pretrain_plan(wc):
+    """The size's pre-training files with how often each is read, in the config's order (it sets
+    the data order): [(path, repeat)]."""
+    plan = []
+    for entry in pretrain_block(wc)["sizes"][wc.size]["files"]:
+        pattern, repeat = (
+            (entry, 1) if isinstance(entry, str) else (entry["path"], entry["repeat"])
+        )
+        plan += [(f, repeat) for f in sorted(glob.glob(pattern))]
+    return plan
+
+
 def pretrain_files(wc):
-    """The size's pre-training files, in the config's order (it sets the data order)."""
-    patterns = pretrain_block(wc)["sizes"][wc.size]["files"]
-    return [f for g in patterns for f in sorted(glob.glob(g))]
+    return [f for f, _ in pretrain_plan(wc)]
+
+
+def pretrain_repeats(wc):
+    return [r for _, r in pretrain_plan(wc)]
 
 
 def model_seed(wc):

@@ -60,6 +60,7 @@ rule model_pretrain:
     threads: 1
     params:
         arch=lambda wc: GRID.model_spec(wc.family, wc.size)["tiny"],
+        repeats=pretrain_repeats,
         steps=lambda wc: pretrain_block(wc)["sizes"][wc.size]["steps"],
         learning_rate=lambda wc: pretrain_block(wc)["learning_rate"],
         batch_size=lambda wc: pretrain_block(wc)["batch_size"],

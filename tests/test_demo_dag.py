@@ -19,7 +19,8 @@ def test_demo_sources_are_pretrained_and_the_llms_are_served_stand_ins():
     assert not jobs(text, "model_base")
     files = DEMO["families"]["tiny"]["pretrain"]["sizes"]
     for size in ("s", "m", "l"):  # the tokenizer, then the size's files in the config's order
-        assert pretrain[f"results/models/tiny/{size}/base"] == ["results/models/tiny-tokenizer", *files[size]["files"]]
+        listed = [f if isinstance(f, str) else f["path"] for f in files[size]["files"]]
+        assert pretrain[f"results/models/tiny/{size}/base"] == ["results/models/tiny-tokenizer", *listed]
     servers = sorted(job["output"][0].split()[0] for job in jobs(text, "reference_server"))
     assert servers == ["results/servers/annotator.json", "results/servers/judge.json"]
     assert not jobs(text, "judge_server") and not [j for j in jobs(text, "aux_model")

@@ -24,10 +24,17 @@ from typing import Callable, Iterable
 from medadapt.io import atomic_path
 
 
-def read_rows(paths: Iterable[str]) -> list[dict]:
-    """Rows {id, text} or {id, messages} from JSONL files, in file order."""
+def read_rows(paths: list[str], repeats: list[int] | None = None) -> list[dict]:
+    """Rows {id, text} or {id, messages} from JSONL files, in file order; the rows of `paths[i]`
+    `repeats[i]` times in a row (default once), which up-weights a small file (the knowledge
+    tiers: read once among ~370k tokens of general text, a tiny source does not learn them)."""
+    paths = list(paths)
+    repeats = [1] * len(paths) if repeats is None else list(repeats)
+    if len(repeats) != len(paths) or any(not isinstance(k, int) or k < 1 for k in repeats):
+        raise ValueError(f"repeats {repeats}: expected one positive integer per file of {paths}")
     rows: list[dict] = []
-    for p in paths:
+    for p, k in zip(paths, repeats):
+        file_rows = []
         with open(p, encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, 1):
                 if not line.strip():
@@ -35,9 +42,10 @@ def read_rows(paths: Iterable[str]) -> list[dict]:
                 row = json.loads(line)
                 if not isinstance(row.get("text"), str) and not isinstance(row.get("messages"), list):
                     raise ValueError(f"{p}:{lineno}: expected a 'text' string or a 'messages' list")
-                rows.append(row)
+                file_rows.append(row)
+        rows += file_rows * k
     if not rows:
-        raise ValueError(f"pre-training files {list(paths)}: no rows")
+        raise ValueError(f"pre-training files {paths}: no rows")
     return rows
 
 
@@ -119,9 +127,10 @@ def train_blocks(model, blocks, steps: int, learning_rate: float, seed: int, bat
 
 def pretrain_tiny(tokenizer_dir: str, files: list[str], arch: dict, steps: int, learning_rate: float,
                   seed: int, out_dir: str, seq_len: int = 128, batch_size: int = 8,
-                  threads: int | None = None) -> dict:
+                  threads: int | None = None, repeats: list[int] | None = None) -> dict:
     """Build a random tiny Qwen2 model of shape `arch` (medadapt.models.tiny) and pre-train it for
-    `steps` steps on the rows of `files`; save model + tokenizer to `out_dir` atomically."""
+    `steps` steps on the rows of `files` (each read `repeats[i]` times, default once); save
+    model + tokenizer to `out_dir` atomically."""
     import tempfile
 
     import torch
@@ -133,7 +142,7 @@ def pretrain_tiny(tokenizer_dir: str, files: list[str], arch: dict, steps: int, 
         torch.set_num_threads(int(threads))
     start = time.time()
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    blocks = pack(render(read_rows(files), tokenizer), tokenizer, seq_len, seed)
+    blocks = pack(render(read_rows(files, repeats), tokenizer), tokenizer, seq_len, seed)
     with tempfile.TemporaryDirectory() as tmp:
         build_causal_lm(tokenizer_dir, f"{tmp}/init", arch, seed=seed)
         model = AutoModelForCausalLM.from_pretrained(f"{tmp}/init", dtype=torch.float32)
@@ -146,4 +155,5 @@ def pretrain_tiny(tokenizer_dir: str, files: list[str], arch: dict, steps: int, 
     return {"blocks": len(blocks), "steps": steps, "epochs": round(steps * batch_size / len(blocks), 2),
             "first_loss": round(losses[0], 4), "final_loss": round(sum(tail) / len(tail), 4),
             "parameters": sum(p.numel() for p in model.parameters()),
-            "seconds": round(time.time() - start, 1), "files": [str(Path(f)) for f in files]}
+            "seconds": round(time.time() - start, 1), "files": [str(Path(f)) for f in files],
+            "repeats": list(repeats) if repeats is not None else [1] * len(files)}
