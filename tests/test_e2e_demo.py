@@ -3,8 +3,9 @@
 Runs `snakemake --configfile config/demo.yaml` into a temporary results directory (minutes on 2 cores).
 The demo runs on the demo world (resources/demo/world), whose facts are known, so besides shapes the
 tests check DIRECTIONS: CPT teaches the sources the world's facts (MCQA), SLERP keeps part of it,
-the stand-in judge prefers the adapted model, its injected position bias shows in the verdicts and
-is cancelled by judging both orders, and the corpus filter keeps the medical documents.
+the stand-in judge prefers the adapted model, the next-larger source knows more than the smaller,
+the judge's injected position bias shows in the verdicts and is cancelled by judging both orders,
+and the corpus filter keeps the medical documents.
 """
 from __future__ import annotations
 
@@ -209,15 +210,19 @@ def test_cpt_teaches_the_world_facts(demo):
 
 
 def test_slerp_lands_between_source_and_raw(demo):
-    """SLERP(raw-cNN, source) at t = 0.5 keeps part of what CPT taught: each merged checkpoint's
-    accuracy lies between its source's and its raw checkpoint's (within 3 items: interpolated
-    weights are not an interpolated score), and the last one is clearly above the source."""
+    """SLERP(raw-cNN, source) at t = 0.5 keeps part of what CPT taught: no merged checkpoint falls
+    below both its source and its raw checkpoint, and the last one lies between them (within 3
+    items each: interpolated weights are not an interpolated score), clearly above the source.
+    An early merged checkpoint may beat its raw one (in the demo s c01: 0.40 against 0.31, a raw
+    checkpoint taken near the peak learning rate, just after warmup), so only the last one is
+    bounded above."""
     for size in SIZES:
         source = acc(demo, size, "base")
         for c in CKPTS:
             merged, raw = acc(demo, size, c), acc(demo, size, f"raw-{c}")
-            assert min(source, raw) - 3 * ITEM <= merged <= max(source, raw) + 3 * ITEM, (size, c, source, merged, raw)
-        assert acc(demo, size, CKPTS[-1]) >= source + 0.10
+            assert merged >= min(source, raw) - 3 * ITEM, (size, c, source, merged, raw)
+        last, last_raw = acc(demo, size, CKPTS[-1]), acc(demo, size, f"raw-{CKPTS[-1]}")
+        assert source + 0.10 <= last <= last_raw + 3 * ITEM, (size, source, last, last_raw)
 
 
 def test_mcqa_relative_gain_is_against_the_right_baseline(demo):
@@ -233,21 +238,44 @@ def test_mcqa_relative_gain_is_against_the_right_baseline(demo):
         assert row["g_rel_next"] == pytest.approx(a / acc(demo, nxt[row["size"]], "base"))
 
 
-# Sizes whose free answers the judge must prefer after CPT. Not s: its merged checkpoints learn
-# the facts as MCQA shows (0.28 -> 0.58), but the 2-layer model's free answers do not beat its
-# source's (last merged vs source: Davidson 0.44 [0.31, 0.61], unbiased share 0.35; see
-# benchmarks/demo_world.md), with or without the judge's bias and noise.
-JUDGED_SIZES = ["m"]
-
-
 def test_judge_prefers_the_adapted_model(demo):
     """The stand-in judge checks the world's facts: the last merged checkpoint beats its source
     (Davidson strength share ≥ 0.65, the bootstrap interval's lower bound above 0.5)."""
-    for size in JUDGED_SIZES:
+    for size in SIZES:
         fit = pl.read_csv(demo / "fit" / "tiny" / f"{size}_vs_source.csv")
         last = fit.filter(pl.col("ckpt") == CKPTS[-1]).row(0, named=True)
         assert last["status"] == "converged", last
         assert last["score"] >= 0.65 and last["score_lo"] > 0.5, (size, last)
+
+
+def _tiers_known(size: str) -> set[int]:
+    """The knowledge tiers a source read in pre-training (its pretrain/knowledge-K.jsonl files)."""
+    files = DEMO["families"]["tiny"]["pretrain"]["sizes"][size]["files"]
+    paths = [f if isinstance(f, str) else f["path"] for f in files]
+    return {int(Path(p).stem.split("-")[1]) for p in paths if Path(p).stem.startswith("knowledge-")}
+
+
+def test_the_next_larger_source_knows_more(demo):
+    """The next-larger baseline is stronger than the source it is compared with: it has read one
+    more tier of the world's facts in pre-training, so it answers more MCQA items about that tier
+    (and more items overall), and the judge prefers its free answers to the smaller source's."""
+    items = {r["id"]: r for r in map(json.loads, (WORLD / "mcqa" / "test.jsonl").open())}
+    sizes = list(DEMO["families"]["tiny"]["models"])
+    for size in SIZES:
+        nxt = sizes[sizes.index(size) + 1]
+        new_tiers = _tiers_known(nxt) - _tiers_known(size)
+        assert new_tiers, (size, nxt)
+
+        def tier_acc(model: str) -> float:
+            df = pl.read_parquet(demo / "mcqa" / "tiny" / model / "base.items.parquet")
+            hits = [ok for i, ok in zip(df["item_id"], df["correct"]) if items[i]["tier"] in new_tiers]
+            return sum(hits) / len(hits)
+
+        assert tier_acc(nxt) > tier_acc(size), (size, nxt, tier_acc(size), tier_acc(nxt))
+        assert acc(demo, nxt, "base") > acc(demo, size, "base"), (size, nxt)
+        source_vs_next = pl.read_csv(demo / "fit" / "tiny" / f"{size}_vs_next.csv").filter(
+            pl.col("ckpt") == "base").row(0, named=True)
+        assert source_vs_next["score"] < 0.5, (size, nxt, source_vs_next)
 
 
 def _one_order_share(games: pl.DataFrame, order: str) -> float:
@@ -270,7 +298,7 @@ def test_position_bias_is_visible_and_cancelled_by_both_orders(demo):
         for baseline in ("source", "next"):
             fit = pl.read_csv(demo / "fit" / "tiny" / f"{size}_vs_{baseline}.csv").filter(pl.col("fitted"))
             assert (fit["gamma"] > 1.0).all(), (size, baseline, fit["gamma"].to_list())
-    for size in JUDGED_SIZES:
+    for size in SIZES:
         last = pl.read_parquet(demo / "judge" / "tiny" / size / f"{CKPTS[-1]}_vs_source.parquet")
         cand_first, cand_second = _one_order_share(last, "cand_first"), _one_order_share(last, "base_first")
         assert cand_first > cand_second, (size, cand_first, cand_second)
