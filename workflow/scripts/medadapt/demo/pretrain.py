@@ -19,7 +19,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 from medadapt.io import atomic_path
 

@@ -86,13 +86,13 @@ def write_tables(checkpoints: Sequence[str], mcqa: Sequence[str], mcqa_keys: Seq
     tests = mcqa_tests_table(items, _pairs(pairs), compute, mcqa_alpha) if items else None
     milestones = milestones_table(tests, mcqa_alpha) if tests is not None else None
     ranking = ranking_table(_paths(fits), compute)
-    judged = (judgment_table(judgment_index(_paths(judgments), _paths(judgment_keys)))
-              if _paths(judgments) or _paths(judgment_keys) else None)
+    judgment_files = (judgment_index(_paths(judgments), _paths(judgment_keys))
+                      if _paths(judgments) or _paths(judgment_keys) else None)
+    judged = judgment_table(judgment_files) if judgment_files is not None else None
     if (out_judgments or out_prompt_outcomes) and judged is None:
         raise ValueError("tables: an output for judgments was requested but no judgment files given")
     if out_prompt_outcomes:
-        write_table(out_prompt_outcomes, prompt_outcome_table(
-            judgment_index(_paths(judgments), _paths(judgment_keys)), compute))
+        write_table(out_prompt_outcomes, prompt_outcome_table(judgment_files, compute))
     runs = runs_table(_paths(histories), _paths(history_keys)) if _paths(histories) else None
     if out_runs:
         if runs is None:
