@@ -35,6 +35,7 @@ SOURCE_NOTES = {"tokens": "source model: 0 tokens, drawn left of the // break (n
                 "flops": "source model: 0 FLOPs, drawn left of the // break (not to scale)"}
 X_LABELS = {x: f"{X_UNITS[x]}\n{SOURCE_NOTES[x]}" for x in X_UNITS}
 OUTCOME_COLORS = {"win": "#2e8b57", "tie": "#b8b8b8", "loss": "#c0392b"}
+OUTCOME_HATCHES = {"win": "//", "tie": "", "loss": "xx"}  # so that outcomes read in grayscale too
 
 
 @contextlib.contextmanager

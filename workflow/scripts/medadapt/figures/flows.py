@@ -15,8 +15,8 @@ import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
-from medadapt.figures._style import OUTCOME_COLORS, Out, family_rows, new_figure, save, theme
-from medadapt.figures.outcomes import HATCHES as OUTCOME_HATCHES
+from medadapt.figures._style import (OUTCOME_COLORS, OUTCOME_HATCHES, Out, family_rows, new_figure,
+                                     save, theme)
 from medadapt.tables import fmt_count, sorted_sizes
 
 COLUMNS = ["family", "size", "ckpt", "baseline", "prompt_id", "tokens", "outcome"]

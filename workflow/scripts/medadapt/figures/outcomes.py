@@ -12,13 +12,13 @@ import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from medadapt.figures._style import OUTCOME_COLORS, Out, family_rows, new_figure, save, theme
+from medadapt.figures._style import (OUTCOME_COLORS, OUTCOME_HATCHES, Out, family_rows, new_figure,
+                                     save, theme)
 from medadapt.tables import fmt_count, sorted_sizes
 
 COLUMNS = ["family", "size", "baseline", "ckpt", "tokens", "wins", "ties", "losses"]
 BASELINE_TITLES = {"source": "against source model", "next": "against next larger model"}
 OUTCOMES = (("wins", "win"), ("ties", "tie"), ("losses", "loss"))
-HATCHES = {"win": "//", "tie": "", "loss": "xx"}  # the flows figure's, so outcomes read in grayscale
 
 
 def _baselines(ranking: pl.DataFrame) -> list[str]:
@@ -34,7 +34,7 @@ def _stacked(ax, labels: list[str], counts: pl.DataFrame, annotate: bool) -> Non
     pos, bottom = np.arange(len(labels)), np.zeros(len(labels))
     for col, outcome in OUTCOMES:
         ax.bar(pos, shares[col], bottom=bottom, color=OUTCOME_COLORS[outcome], width=0.8,
-               edgecolor="0.15", lw=0.5, hatch=HATCHES[outcome])
+               edgecolor="0.15", lw=0.5, hatch=OUTCOME_HATCHES[outcome])
         if annotate:
             for x, b, s in zip(pos, bottom, shares[col]):
                 if s >= 8:
@@ -81,7 +81,7 @@ def plot_win_tie_loss(ranking_df: pl.DataFrame, family: str, out: Out = None) ->
             row[0].set_ylabel("judgments (% of valid verdicts)", fontsize="small")
         for c in range(len(baselines)):
             axes[-1][c].set_xlabel("checkpoint (training tokens)", fontsize="small")
-        fig.legend(handles=[Patch(facecolor=OUTCOME_COLORS[o], edgecolor="0.15", hatch=HATCHES[o],
+        fig.legend(handles=[Patch(facecolor=OUTCOME_COLORS[o], edgecolor="0.15", hatch=OUTCOME_HATCHES[o],
                                   label=o) for _, o in OUTCOMES],
                    loc="outside upper right", ncols=3, fontsize="small")
         fig.suptitle(f"{family}: judge outcomes (win / tie / loss of the adapted model)")
