@@ -16,7 +16,7 @@ from medadapt.config import ConfigError, load
 
 ROOT = Path(__file__).resolve().parents[1]
 # One torchrun per node (srun), the rendezvous endpoint resolved inside the step on each node.
-SRUN = ("srun --ntasks={n} --cpus-per-task=56 --kill-on-bad-exit=1 bash -c '{env}export PET_RDZV_ENDPOINT="
+SRUN = ("srun --nodes={n} --ntasks={n} --ntasks-per-node=1 --cpus-per-task=56 --kill-on-bad-exit=1 bash -c '{env}export PET_RDZV_ENDPOINT="
         "$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n1):$((29500 + ${{SLURM_JOB_ID:-0}} % 1000)); "
         "exec \"$@\"' medadapt-launch PY -m torch.distributed.run --nnodes={n} --nproc-per-node=8 "
         "--rdzv-backend=c10d --rdzv-id=medadapt -- E.py")
@@ -67,7 +67,7 @@ def test_qwen3_0_6b_trains_on_one_node_standalone(paper):
 def test_lumi_training_runs_in_the_rocm_container_inside_its_step(paper):
     """With apptainer deployment, srun stays outside the image and the image wraps each torchrun."""
     cmd = paper.launch_command("qwen3", "8b", "python", "E.py", "--bind /pfs,/scratch")
-    assert cmd.startswith("srun --ntasks=8 ") and " medadapt-launch apptainer exec --rocm --bind /pfs,/scratch " \
+    assert cmd.startswith("srun --nodes=8 --ntasks=8 --ntasks-per-node=1 ") and " medadapt-launch apptainer exec --rocm --bind /pfs,/scratch " \
         "containers/medadapt-rocm.sif python -m torch.distributed.run --nnodes=8 " in cmd
     one = paper.launch_command("qwen2.5", "7b", "python", "E.py", "")
     assert one == "apptainer exec --nv containers/medadapt-cuda.sif python -m torch.distributed.run " \

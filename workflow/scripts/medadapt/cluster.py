@@ -202,7 +202,10 @@ class Cluster:
         exports.append('export PET_RDZV_ENDPOINT=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)'
                        f':$(({RDZV_PORT} + ${{SLURM_JOB_ID:-0}} % {RDZV_PORTS}));')
         cpus = self.resources("train", family, size)["cpus_per_task"]
-        return (f"srun --ntasks={nodes} --cpus-per-task={cpus} --kill-on-bad-exit=1 {_in_shell(exports)}"
+        # One launcher per node, whatever Slurm counts as a CPU (LUMI-G counts hardware threads:
+        # --ntasks alone may place two torchrun launchers on one node and none on another).
+        return (f"srun --nodes={nodes} --ntasks={nodes} --ntasks-per-node=1 --cpus-per-task={cpus} "
+                f"--kill-on-bad-exit=1 {_in_shell(exports)}"
                 f"{container}{python} -m torch.distributed.run --nnodes={nodes} --nproc-per-node={gpus} "
                 f"--rdzv-backend=c10d --rdzv-id=medadapt -- {script}")
 
