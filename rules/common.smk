@@ -2,6 +2,7 @@
 # the grid, paths, and every input, param and resource function; the other files hold only rules.
 import glob
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -37,16 +38,15 @@ CKPTS = GRID.ckpts()
 # Every rule enters the library through this one file (see medadapt.runtime).
 ENTRY = str(Path(workflow.basedir) / "workflow" / "scripts" / "medadapt_entry.py")
 # Without a per-rule conda env, run the interpreter that runs Snakemake (e.g. .venv), not PATH's.
+# (A GPU job in its platform's container runs the image's `python`: medadapt.cluster.)
 PYTHON = "python" if workflow.deployment_settings.deployment_method else sys.executable
-# With apptainer deployment, training enters the platform's container itself (inside its job step,
-# with the profile's apptainer-args), so that srun stays outside the container.
-APPTAINER_ARGS = (
-    workflow.deployment_settings.apptainer_args
-    if any(
-        m.name == "APPTAINER" for m in workflow.deployment_settings.deployment_method
-    )
-    else None
-)
+# The checkout, bound into every container: the entry script and the library live here.
+REPO = str(Path(workflow.basedir).resolve())
+# Every download and compiler cache in one place (config `caches`): exported here, so that local
+# jobs, Slurm jobs (sbatch passes the submitting environment on) and the fetch rules on the login
+# node see the same HF_HOME; GPU jobs export it again inside their container (medadapt.cluster).
+Path(CLUSTER.caches()).mkdir(parents=True, exist_ok=True)
+os.environ.update(CLUSTER.cache_env())
 MEDADAPT = f"{PYTHON} {ENTRY}"
 SERVE = config["judge"].get("serve")
 # A local judge server: vLLM serving a model (judge_server), or the demo's stand-in (reference_server).
@@ -143,7 +143,11 @@ def stage_job(per_process=None, **params):
                 "params": values,
                 "threads": per_process(wildcards, threads) if per_process else threads,
                 "wildcards": dict(wildcards.items()),
-                "resources": {"expect_gpus": resources.get("expect_gpus", 0)},
+                "resources": {
+                    key: resources[key]
+                    for key in ("expect_gpus", "attempt")
+                    if key in resources.keys()
+                },
             }
         )
 
@@ -325,15 +329,17 @@ def train_state_dir(wc):
     return f"{R}/train/{wc.family}/{wc.size}/state"
 
 
-def gpu_container(stage):
-    """`container:` of a GPU script rule: the platform's image (used with
-    --software-deployment-method apptainer; training enters its image in its launch command).
-    """
-    return lambda wc: CLUSTER.container(stage, getattr(wc, "family", None))
-
-
 def train_launch(wc):
-    return CLUSTER.launch_command(wc.family, wc.size, PYTHON, ENTRY, APPTAINER_ARGS)
+    return CLUSTER.launch_command(wc.family, wc.size, PYTHON, ENTRY, REPO)
+
+
+def gpu_entry(stage):
+    """`resources.entry` of a GPU shell rule: its entry script, in the platform's container when it
+    has one (entered as training enters it). A resource, like train's launch: how a job runs is
+    no reason to rerun it."""
+    return lambda wc: CLUSTER.entry_command(
+        stage, getattr(wc, "family", None), PYTHON, ENTRY, REPO
+    )
 
 
 # --- evaluation ---------------------------------------------------------------------------------

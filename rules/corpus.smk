@@ -54,14 +54,17 @@ rule corpus_annotate:
             config["corpus"]["annotator"]["tensor_parallel_size"]
         ),
         runtime=720,
+        entry=gpu_entry("corpus"),
     params:
-        chunk=lambda wc: int(wc.chunk),
-        n_chunks=config["corpus"]["annotator"]["chunks"],
-        annotator=annotator_config,
-        cache_dir=f"{R}/corpus/annotations/cache",
-        ledger=ANNOTATION_LEDGER,
-    script:
-        ENTRY
+        job=stage_job(
+            chunk=lambda wc: int(wc.chunk),
+            n_chunks=config["corpus"]["annotator"]["chunks"],
+            annotator=annotator_config,
+            cache_dir=f"{R}/corpus/annotations/cache",
+            ledger=ANNOTATION_LEDGER,
+        ),
+    shell:
+        "{resources.entry} stage corpus_annotate --job {params.job:q} --log-file {log:q} >> {log:q} 2>&1"
 
 
 rule corpus_classifier:
@@ -80,11 +83,14 @@ rule corpus_classifier:
     resources:
         **CLUSTER.corpus_resources(1),
         runtime=720,
+        entry=gpu_entry("corpus"),
     params:
-        classifier=config["corpus"]["classifier"],
-        seed=config["seed"],
-    script:
-        ENTRY
+        job=stage_job(
+            classifier=config["corpus"]["classifier"],
+            seed=config["seed"],
+        ),
+    shell:
+        "{resources.entry} stage corpus_classifier --job {params.job:q} --log-file {log:q} >> {log:q} 2>&1"
 
 
 # Shards are scored in groups of corpus.classify.shards_per_job (one job per group), so a cluster
@@ -107,14 +113,17 @@ rule corpus_classify:
     resources:
         **CLUSTER.corpus_resources(1),
         runtime=240,
+        entry=gpu_entry("corpus"),
     params:
-        names=group_shard_names,
-        parts_dir=CLASSIFY_PARTS,
-        max_length=config["corpus"]["classify"]["max_length"],
-        batch_tokens=config["corpus"]["classify"]["batch_tokens"],
-        window=config["corpus"]["classify"]["window"],
-    script:
-        ENTRY
+        job=stage_job(
+            names=group_shard_names,
+            parts_dir=CLASSIFY_PARTS,
+            max_length=config["corpus"]["classify"]["max_length"],
+            batch_tokens=config["corpus"]["classify"]["batch_tokens"],
+            window=config["corpus"]["classify"]["window"],
+        ),
+    shell:
+        "{resources.entry} stage corpus_classify --job {params.job:q} --log-file {log:q} >> {log:q} 2>&1"
 
 
 # Per-shard statistics (tokens per family, score bins), beside classification and as parallel.
@@ -161,6 +170,10 @@ rule corpus_filter:
     priority: CRITICAL_PATH
     conda:
         "../envs/data.yaml"
+    threads: config["corpus"]["filter"]["threads"]
+    resources:
+        **CLUSTER.filter_resources(),
+        runtime=lambda wc, input: CLUSTER.filter_runtime(input.size_mb),
     params:
         names=all_shard_names,
         families=GRID.families(),

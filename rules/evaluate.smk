@@ -64,12 +64,15 @@ if TRANSLATE:
         resources:
             **CLUSTER.corpus_resources(TRANSLATE["tensor_parallel_size"]),
             runtime=240,
+            entry=gpu_entry("corpus"),
         params:
-            translate=TRANSLATE,
-            cache_dir=f"{R}/data/eval/translate/cache",
-            ledger=TRANSLATE_LEDGER,
-        script:
-            ENTRY
+            job=stage_job(
+                translate=TRANSLATE,
+                cache_dir=f"{R}/data/eval/translate/cache",
+                ledger=TRANSLATE_LEDGER,
+            ),
+        shell:
+            "{resources.entry} stage eval_translate --job {params.job:q} --log-file {log:q} >> {log:q} 2>&1"
 
 
 # Fills the datasets cache on a login node so lm-eval runs offline on compute nodes.
@@ -117,25 +120,26 @@ rule mcqa:
         ckpt=r"base|c\d\d|raw-c\d\d",
     conda:
         "../envs/mcqa.yaml"
-    container:
-        gpu_container("eval")
     threads: lambda wc: CLUSTER.threads("eval", wc.family, wc.size)
     resources:
         **CLUSTER.by_wildcards("eval"),
         runtime=240,
+        entry=gpu_entry("eval"),
     params:
-        tasks=config["mcqa"]["tasks"],
-        include_path=config["mcqa"]["include_path"],
-        num_fewshot=config["mcqa"]["num_fewshot"],
-        backend=config["mcqa"]["backend"],
-        batch_size=config["mcqa"]["batch_size"],
-        limit=config["mcqa"]["limit"],
-        device=lambda wc: CLUSTER.device(wc.family),
-        model_args_extra=mcqa_model_args,
-        tensor_parallel_size=eval_tensor_parallel,
-        meta=model_key,
-    script:
-        ENTRY
+        job=stage_job(
+            tasks=config["mcqa"]["tasks"],
+            include_path=config["mcqa"]["include_path"],
+            num_fewshot=config["mcqa"]["num_fewshot"],
+            backend=config["mcqa"]["backend"],
+            batch_size=config["mcqa"]["batch_size"],
+            limit=config["mcqa"]["limit"],
+            device=lambda wc: CLUSTER.device(wc.family),
+            model_args_extra=mcqa_model_args,
+            tensor_parallel_size=eval_tensor_parallel,
+            meta=model_key,
+        ),
+    shell:
+        "{resources.entry} stage mcqa --job {params.job:q} --log-file {log:q} >> {log:q} 2>&1"
 
 
 rule generate:
@@ -150,25 +154,26 @@ rule generate:
         ckpt=r"base|c\d\d",
     conda:
         "../envs/vllm.yaml"
-    container:
-        gpu_container("eval")
     threads: lambda wc: CLUSTER.threads("eval", wc.family, wc.size)
     resources:
         **CLUSTER.by_wildcards("eval"),
         runtime=120,
+        entry=gpu_entry("eval"),
     params:
-        max_model_len=config["generate"]["max_model_len"],
-        max_tokens=config["generate"]["max_tokens"],
-        temperature=config["generate"]["temperature"],
-        top_p=config["generate"]["top_p"],
-        system_prompt=config["generate"]["system_prompt"],
-        seed=config["seed"],
-        chat_template_kwargs=lambda wc: config["families"][wc.family][
-            "chat_template_kwargs"
-        ],
-        tensor_parallel_size=eval_tensor_parallel,
-    script:
-        ENTRY
+        job=stage_job(
+            max_model_len=config["generate"]["max_model_len"],
+            max_tokens=config["generate"]["max_tokens"],
+            temperature=config["generate"]["temperature"],
+            top_p=config["generate"]["top_p"],
+            system_prompt=config["generate"]["system_prompt"],
+            seed=config["seed"],
+            chat_template_kwargs=lambda wc: config["families"][wc.family][
+                "chat_template_kwargs"
+            ],
+            tensor_parallel_size=eval_tensor_parallel,
+        ),
+    shell:
+        "{resources.entry} stage generate --job {params.job:q} --log-file {log:q} >> {log:q} 2>&1"
 
 
 # Language mixing, verbosity against the source, truncation and repetition of every response.

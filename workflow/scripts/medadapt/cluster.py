@@ -30,6 +30,14 @@ How rules use it (`CLUSTER = Cluster(config)` once, in rules/common.smk):
     rule corpus_*:   threads: CLUSTER.corpus_threads(gpus)
                      resources: **CLUSTER.corpus_resources(gpus), runtime=...
 
+Every GPU job enters its platform's container the same way (`job_prefix`): the platform's `env`
+and the cache variables exported in a shell of its own, then `<container_runtime> exec <GPU flag>
+--bind ... <image> bash -c '<container_activate> exec "$@"'`. Training puts it inside its srun step
+(`launch_command`); the other GPU rules run `entry_command`, the same prefix before `python ENTRY`.
+Snakemake's own apptainer deployment is not used: it calls whichever of apptainer/singularity is on
+PATH with one set of arguments for every rule, sets `--home` to the working directory (hiding
+~/.cache) and runs `sh -c`, where an image's conda environment cannot be activated.
+
 `by_wildcards(stage)` is `resources(stage, ...)` with each value a function of the job's wildcards,
 as Snakemake's `resources:` wants them. Besides Slurm's keys, GPU jobs carry `expect_gpus`: the GPUs
 the job must see, which `medadapt.runtime` checks before the stage runs (0: no check).
@@ -37,6 +45,7 @@ the job must see, which `medadapt.runtime` checks before the stage runs (0: no c
 from __future__ import annotations
 
 import math
+import os
 import shlex
 from typing import Any, Callable
 
@@ -47,7 +56,12 @@ CPU_STAGES = ("pack", "merge")
 # The rendezvous port of multi-node training: offset by the job id, so two jobs whose first node is
 # the same (a shared node, or a test Slurm with one node) do not collide.
 RDZV_PORT, RDZV_PORTS = 29500, 1000
-APPTAINER_GPU_FLAG = {"nvidia": "--nv", "amd": "--rocm"}  # by platform name
+# The container runtime's GPU flag when the platform block sets none (container_gpu_flag: null).
+GPU_FLAG = {"nvidia": "--nv", "amd": "--rocm"}  # by platform name
+# Every cache the jobs fill or read, under the config's `caches` directory: the hub and datasets
+# caches (HF_HOME: the fetch rules fill them on a login node, offline jobs read them), vLLM's
+# compiled graphs and Triton's kernels. Set for every job, inside containers too.
+CACHE_VARS = {"HF_HOME": "huggingface", "VLLM_CACHE_ROOT": "vllm", "TRITON_CACHE_DIR": "triton"}
 # Training workers read their GPU's CPU cores from here (set by the launch command, see gpu_cpus).
 GPU_CPUS_ENV = "MEDADAPT_GPU_CPUS"
 
@@ -61,8 +75,11 @@ _KEYS = {"train": ("slurm_partition", "nodes", "gres", "cpus_per_task", "mem_mb"
 class Cluster:
     """Per-job resources of one (resolved, validated) config."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, workdir: str | None = None):
+        """`workdir`: the directory relative paths of the config start from (default: the current
+        one, as for Snakemake)."""
         self.config = config
+        self.workdir = os.path.abspath(workdir or os.getcwd())
         self.grid = Grid(config)
         problems = selection_problems(config)
         if problems:
@@ -159,6 +176,19 @@ class Cluster:
         """Threads of a corpus job: its CPUs (so Snakemake's local scheduling matches Slurm's)."""
         return self.corpus_resources(gpus)["cpus_per_task"]
 
+    def filter_resources(self) -> dict[str, Any]:
+        """The corpus filter job (one pass over every shard, on the CPU platform): `corpus.filter`'s
+        threads and memory; its time limit is `filter_runtime`."""
+        size = self.config["corpus"]["filter"]
+        return {"slurm_partition": self.corpus_resources(0)["slurm_partition"],
+                "cpus_per_task": size["threads"], "mem_mb": size["mem_mb"]}
+
+    def filter_runtime(self, input_mb: float) -> int:
+        """Minutes for the corpus filter to stream `input_mb` of shards: it grows with the corpus
+        (FineWeb-2 German is 640 GB), so no fixed limit kills the full run or idles a small one."""
+        size = self.config["corpus"]["filter"]
+        return size["minutes"] + math.ceil(size["minutes_per_gb"] * input_mb / 1000)
+
     # --- training launch --------------------------------------------------------------------------
     def train_processes(self, family: str, size: str) -> int:
         """Training processes (one per GPU; one on the CPU)."""
@@ -168,8 +198,7 @@ class Cluster:
         """CPU threads per training worker: the job's threads shared among its workers (one per GPU)."""
         return max(1, threads // max(1, self.gpus_per_node("train", family, size)))
 
-    def launch_command(self, family: str, size: str, python: str, script: str,
-                       apptainer_args: str | None = None) -> str:
+    def launch_command(self, family: str, size: str, python: str, script: str, repo: str | None = None) -> str:
         """The command that starts `script` (followed by its arguments) as the training job. (torchrun
         gets `--` before the script: its option parser would take the script's `--log` for its own
         `--log-dir`/`--logs-specs`.)
@@ -177,43 +206,95 @@ class Cluster:
         One process: the interpreter. One node with several GPUs: torchrun standalone, one worker
         per GPU. Several nodes: `srun` starts one torchrun per node; each resolves the rendezvous
         endpoint (the allocation's first node) inside its job step, from Slurm's environment there
-        (the rule's own shell has no SLURM_JOB_NODELIST under the Slurm plugin). The platform's `env`
-        is exported and its container entered inside the step, so srun stays outside the container
-        and `$SLURM_NODEID` etc. are the node's own. `apptainer_args` (the profile's, when
-        Snakemake deploys software with apptainer) with the platform's `container` image wraps the
-        interpreter; without them the host's Python runs.
+        (the rule's own shell has no SLURM_JOB_NODELIST under the Slurm plugin). The job prefix (the
+        platform's `env`, the caches, its container: `job_prefix`) comes inside the step, so srun
+        stays outside the container and `$SLURM_NODEID` etc. are the node's own. In a container the
+        interpreter is the image's `python`, else `python`.
         """
-        p = self.platform(family)
         gpus, nodes = self.gpus_per_node("train", family, size), self.nodes("train", family, size)
         workers = 1 if gpus <= 1 and nodes == 1 else gpus
-        container = ""
-        if p["container"] and apptainer_args is not None:
-            flag = "" if p["compute_on_cpu"] else APPTAINER_GPU_FLAG.get(self.platform_name(family), "")
-            container = " ".join(filter(None, ["apptainer exec", flag, apptainer_args.strip(),
-                                               shlex.quote(p["container"])])) + " "
-        env = dict(p["env"])
-        if p["gpu_cpus"]:
-            env[GPU_CPUS_ENV] = " ".join(p["gpu_cpus"])
-        exports = [f"export {k}={_shell_value(v)};" for k, v in env.items()]
+        python = self._python("train", family, python)
+        extra = {}
+        if self.platform(family)["gpu_cpus"]:
+            extra[GPU_CPUS_ENV] = " ".join(self.platform(family)["gpu_cpus"])
         if nodes == 1:  # the rule's shell already runs inside the job (a step, under the Slurm plugin)
             run = f"{python} {script}" if workers == 1 else \
                 f"{python} -m torch.distributed.run --standalone --nproc-per-node={workers} -- {script}"
-            return f"{_in_shell(exports)}{container}{run}"
-        exports.append('export PET_RDZV_ENDPOINT=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)'
-                       f':$(({RDZV_PORT} + ${{SLURM_JOB_ID:-0}} % {RDZV_PORTS}));')
+            return f"{self.job_prefix('train', family, repo, extra)}{run}"
+        rdzv = ('export PET_RDZV_ENDPOINT=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)'
+                f':$(({RDZV_PORT} + ${{SLURM_JOB_ID:-0}} % {RDZV_PORTS}));')
         cpus = self.resources("train", family, size)["cpus_per_task"]
         # One launcher per node, whatever Slurm counts as a CPU (LUMI-G counts hardware threads:
         # --ntasks alone may place two torchrun launchers on one node and none on another).
         return (f"srun --nodes={nodes} --ntasks={nodes} --ntasks-per-node=1 --cpus-per-task={cpus} "
-                f"--kill-on-bad-exit=1 {_in_shell(exports)}"
-                f"{container}{python} -m torch.distributed.run --nnodes={nodes} --nproc-per-node={gpus} "
+                f"--kill-on-bad-exit=1 {self.job_prefix('train', family, repo, extra, [rdzv])}"
+                f"{python} -m torch.distributed.run --nnodes={nodes} --nproc-per-node={gpus} "
                 f"--rdzv-backend=c10d --rdzv-id=medadapt -- {script}")
+
+    def entry_command(self, stage: str, family: str | None, python: str, script: str,
+                      repo: str | None = None) -> str:
+        """The command that runs `script` (the workflow's entry) for a GPU rule other than training
+        (eval: MCQA, generation; corpus: annotation, classifier, classification; `family` None),
+        entering its container the way training does."""
+        return f"{self.job_prefix(stage, family, repo)}{self._python(stage, family, python)} {script}"
+
+    def job_prefix(self, stage: str, family: str | None, repo: str | None = None,
+                   extra_env: dict[str, str] | None = None, raw_exports: list[str] | None = None) -> str:
+        """What runs a job's command: exports of the platform's `env`, `extra_env` and, with a
+        container, the cache variables (`cache_env`), done in a shell of its own (values expand where
+        the command runs), then the platform's container (`container_prefix`) when the stage has
+        one. Without a container the cache variables come from the workflow's environment
+        (rules/common.smk sets them, in Snakemake's process on the login node and on the node)."""
+        _, p = self._platform_of(stage, family)
+        container = self.container_prefix(stage, family, repo)
+        env = {**p["env"], **(extra_env or {}), **(self.cache_env() if container else {})}
+        exports = [f"export {k}={_shell_value(v)};" for k, v in env.items()] + list(raw_exports or [])
+        return _in_shell(exports) + container
+
+    def container_prefix(self, stage: str, family: str | None, repo: str | None = None) -> str:
+        """`<runtime> exec <flag> --bind <dirs> <image> bash -c '<activate> exec "$@"' medadapt-container `
+        for a stage with a container (see `container`), else "". Binds: the platform's
+        `container_binds`, the working directory, the caches and `repo` (the workflow's checkout,
+        where the entry script lives), each once."""
+        image = self.container(stage, family)
+        if not image:
+            return ""
+        name, p = self._platform_of(stage, family)
+        flag = p["container_gpu_flag"]
+        if flag is None:
+            flag = GPU_FLAG.get(name, "")
+        if p["compute_on_cpu"]:
+            flag = ""  # stand-in GPUs: the runtime would look for a driver that is not there
+        binds = _unique_binds([*p["container_binds"], self.workdir, self.caches(), *([repo] if repo else [])])
+        activate = p["container_activate"]
+        inner = f"{activate.strip().rstrip(';')}; exec \"$@\"" if activate else 'exec "$@"'
+        parts = [p["container_runtime"], "exec", flag, f"--bind {shlex.quote(','.join(binds))}",
+                 shlex.quote(image), "bash -c", shlex.quote(inner), "medadapt-container"]
+        return " ".join(filter(None, parts)) + " "
+
+    def caches(self) -> str:
+        """The absolute cache directory (`caches` of the config, relative to the working directory)."""
+        return os.path.join(self.workdir, self.config["caches"])
+
+    def cache_env(self) -> dict[str, str]:
+        """The cache variables every job gets (see CACHE_VARS)."""
+        return cache_env(self.caches())
+
+    def _python(self, stage: str, family: str | None, python: str) -> str:
+        # The host's interpreter path means nothing inside an image: there its own `python` runs.
+        return "python" if self.container(stage, family) else python
+
+    def _platform_of(self, stage: str, family: str | None) -> tuple[str, dict]:
+        if stage == "corpus":
+            name = self.config["corpus"]["platform"]
+            return name, self.config["platforms"][name]
+        return self.platform_name(family), self.platform(family)
 
     def platform_name(self, family: str) -> str:
         return self.config["families"][family]["platform"]
 
     def container(self, stage: str, family: str | None = None) -> str | None:
-        """The apptainer image a GPU job runs in (its platform's `container`; the corpus stages':
+        """The image a GPU job runs in (its platform's `container`; the corpus stages':
         `corpus.platform`'s); None for jobs without GPUs, which run in the Snakemake host's Python."""
         if stage == "corpus":
             p = self.config["platforms"][self.config["corpus"]["platform"]]
@@ -261,6 +342,23 @@ def select_platforms(config: dict) -> list[str]:
     for family in dropped:
         del config["families"][family]
     return dropped
+
+
+def cache_env(caches: str) -> dict[str, str]:
+    """The cache variables (CACHE_VARS) under the directory `caches`."""
+    return {var: os.path.join(caches, sub) for var, sub in CACHE_VARS.items()}
+
+
+def _unique_binds(paths: list[str]) -> list[str]:
+    """Bind each directory once, and none inside another bound one (the runtime refuses nothing
+    then, but a nested bind would shadow what the outer one shows)."""
+    out: list[str] = []
+    for path in paths:
+        norm = path.rstrip("/") or "/"
+        if any(norm == b or norm.startswith(b.rstrip("/") + "/") for b in out):
+            continue
+        out = [b for b in out if not b.startswith(norm.rstrip("/") + "/")] + [norm]
+    return out
 
 
 def _in_shell(exports: list[str]) -> str:

@@ -10,8 +10,14 @@ object to `run_snakemake`; a `shell:` rule (training under srun/torchrun, the ju
 - caps CPU threads at the job's `threads`,
 - captures stdout/stderr at the file-descriptor level into the rule's log (so child processes such
   as the vLLM engine or torchrun workers land there too),
-- fails at once when a GPU job sees no GPU (`resources.expect_gpus`, see `medadapt.cluster`), rather
-  than computing on the CPU until the time limit, and logs the GPUs the job was given,
+- fails at once when a GPU job does not see exactly the GPUs it asked for (`resources.expect_gpus`,
+  per node, see `medadapt.cluster`), rather than computing on the CPU until the time limit or on a
+  part of the node, and logs the GPUs the job was given,
+- does not let the profile's `retries` repeat a failure that would only repeat (`DeterministicFailure`:
+  a config error, a missing file, bad data; see `is_deterministic`): the failed attempt leaves a
+  marker beside the job's log, and the next attempt of the same job (`resources.attempt` > 1, from
+  the profile's `default-resources`) stops at once with the same message. A time limit, preemption,
+  a signal or a lost node leave no marker, so their retries run (and resume training),
 - calls the rule's stage function (`medadapt.stages`) with keyword arguments bound by parameter name
   from the job's output, input and params (and `threads`), so no entry script unpacks anything,
 - records provenance (rule, wildcards, paths, resolved params, versions, seconds, host, result)
@@ -40,6 +46,49 @@ _VERSIONED = ["torch", "transformers", "accelerate", "datasets", "mergekit", "lm
               "vllm", "openai", "scipy", "numpy", "polars", "snakemake", "medadapt"]
 # Job params that steer the adapter itself, not the stage function.
 ADAPTER_PARAMS = ("online",)
+# `medadapt stage`'s exit status for a failure that a retry would only repeat (Snakemake's own
+# retries cannot tell exit statuses apart: the marker below stops them).
+EXIT_DETERMINISTIC = 3
+DETERMINISTIC_MARKER = ".deterministic-failure"  # appended to the job's log path
+
+
+class DeterministicFailure(RuntimeError):
+    """A failure that does not depend on the node or the moment: retrying the job repeats it."""
+
+
+def is_deterministic(exc: BaseException) -> bool:
+    """Failures a retry would repeat: ours (DeterministicFailure, a config error), a missing file or
+    directory, input that does not decode. Everything else (a signal, a time limit, a lost node,
+    an out-of-memory, a network error, a GPU that fell off the bus) may pass on another try."""
+    from medadapt.config import ConfigError
+
+    return isinstance(exc, (DeterministicFailure, ConfigError, FileNotFoundError, NotADirectoryError,
+                            json.JSONDecodeError, UnicodeDecodeError))
+
+
+def marker_path(log: str) -> Path:
+    return Path(log + DETERMINISTIC_MARKER)
+
+
+def check_earlier_attempt(job: "Job") -> None:
+    """A retry of a job whose previous attempt failed deterministically stops with that failure; the
+    first attempt of a run removes a marker left by an earlier run (the user may have fixed it)."""
+    if not job.log or "attempt" not in job.resources:
+        return
+    marker = marker_path(job.log)
+    if int(job.resources["attempt"]) <= 1:
+        marker.unlink(missing_ok=True)
+    elif marker.exists():
+        raise DeterministicFailure(f"not retried - attempt {int(job.resources['attempt']) - 1} failed in a way "
+                                   f"every retry would repeat ({marker}): {marker.read_text().strip()}")
+
+
+def record_failure(job: "Job", exc: BaseException) -> None:
+    """Leave the marker that stops the retries of a deterministic failure."""
+    if job.log and is_deterministic(exc) and "attempt" in job.resources:
+        marker = marker_path(job.log)
+        if not marker.exists():  # a retry stopped by the marker keeps the first message
+            marker.write_text(f"{type(exc).__name__}: {exc}\n")
 
 
 def software_versions() -> dict[str, str]:
@@ -122,7 +171,7 @@ class Job:
     threads: int = 1
     log: str | None = None
     wildcards: dict[str, str] = dataclasses.field(default_factory=dict)
-    # How the job runs (only `expect_gpus` is read here); never bound to the stage function.
+    # How the job runs (`expect_gpus`, `attempt` are read here); never bound to the stage function.
     resources: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
@@ -156,7 +205,7 @@ def job_from_snakemake(smk: Any) -> Job:
     return Job(rule=smk.rule, input=_named(smk.input), output=_named(smk.output),
                params=dict(smk.params.items()), threads=int(smk.threads or 1),
                log=smk.log[0] if len(smk.log) else None, wildcards=dict(smk.wildcards.items()),
-               resources={k: v for k, v in smk.resources.items() if k == "expect_gpus"})
+               resources={k: v for k, v in smk.resources.items() if k in ("expect_gpus", "attempt")})
 
 
 _LIST_HINT = re.compile(r"^(list|Sequence|tuple)\[")
@@ -212,22 +261,29 @@ def gpu_environment() -> str:
     return " ".join(f"{v}={os.environ[v]}" for v in GPU_VARS if v in os.environ) or "no GPU variables"
 
 
-def check_gpus(job: Job) -> None:
-    """A job placed on GPUs must see them: without the GPU software (e.g. no container on LUMI) torch
-    would quietly compute on the CPU until the time limit."""
+def check_gpus(job: Job, device_count: Callable[[], int] | None = None) -> None:
+    """A job placed on GPUs must see exactly those (per node; torchrun workers see the node's):
+    without the GPU software (e.g. no container on LUMI) torch would quietly compute on the CPU
+    until the time limit, and with fewer GPUs than asked (a wrong gres, a profile's
+    CUDA_VISIBLE_DEVICES) tensor parallelism or the batch size would not be what the config says."""
     expected = int(job.resources.get("expect_gpus") or 0)
     if not expected:
         return
     import torch
 
-    seen = torch.cuda.device_count()
-    if seen < 1:
-        raise RuntimeError(
-            f"rule {job.rule}: this job was given {expected} GPU(s) per node but sees none "
-            f"({gpu_environment()}; torch {torch.__version__} built for "
-            f"{'ROCm ' + torch.version.hip if torch.version.hip else 'CUDA ' + str(torch.version.cuda)}). "
-            "Run GPU rules with the platform's GPU software (platforms.<name>.container, "
-            "--software-deployment-method apptainer), or set platforms.<name>.compute_on_cpu for a test.")
+    seen = (device_count or torch.cuda.device_count)()
+    if seen == expected:
+        return
+    built = ("ROCm " + torch.version.hip if getattr(torch.version, "hip", None) else
+             "CUDA " + str(torch.version.cuda) if torch.version.cuda else "CPU only")
+    message = (f"rule {job.rule}: this job was given {expected} GPU(s) per node but sees {seen} "
+               f"({gpu_environment()}; torch {torch.__version__} built for {built}). ")
+    if built == "CPU only":  # the wrong software: every retry would see none
+        raise DeterministicFailure(
+            message + "Run GPU rules with the platform's GPU software (platforms.<name>.container), "
+            "or set platforms.<name>.compute_on_cpu for a test.")
+    raise RuntimeError(message + "Check the rule's gres (families.<f>.eval_gpus / train_gpus) and that "
+                       "nothing narrows CUDA_VISIBLE_DEVICES / ROCR_VISIBLE_DEVICES.")
 
 
 def run_job(job: Job, fn: Callable[..., Any] | None = None) -> Any:
@@ -244,12 +300,15 @@ def run_job(job: Job, fn: Callable[..., Any] | None = None) -> Any:
         print(f"[medadapt] rule {job.rule} wildcards={job.wildcards} host={platform.node()} "
               f"{gpu_environment()}", flush=True)
         try:
+            check_earlier_attempt(job)
             check_gpus(job)
             result = fn(**kwargs)
         except BaseException as exc:
             # The rule log ends with the reason the job failed (the traceback just above it).
             traceback.print_exc()
-            print(f"[medadapt] rule {job.rule} failed: {type(exc).__name__}: {exc}", flush=True)
+            record_failure(job, exc)
+            kind = " (deterministic: not retried)" if is_deterministic(exc) else ""
+            print(f"[medadapt] rule {job.rule} failed{kind}: {type(exc).__name__}: {exc}", flush=True)
             raise
     record = {
         "rule": job.rule,

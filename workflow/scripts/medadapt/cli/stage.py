@@ -8,9 +8,10 @@ through the same adapter (`medadapt.runtime.run_job`) as every other rule.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from medadapt.runtime import Job, run_job
+from medadapt.runtime import EXIT_DETERMINISTIC, Job, is_deterministic, run_job
 from medadapt.stages import STAGES
 
 
@@ -28,6 +29,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    """0, or EXIT_DETERMINISTIC for a failure a retry would repeat (the log holds the traceback);
+    other failures raise (exit 1), and a signal ends the process as the signal does."""
     text = Path(args.job[1:]).read_text() if args.job.startswith("@") else args.job
-    run_job(Job.from_json(args.rule, text, log=args.log_file))
+    try:
+        run_job(Job.from_json(args.rule, text, log=args.log_file))
+    except Exception as exc:
+        if not is_deterministic(exc):
+            raise
+        print(f"medadapt stage {args.rule}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_DETERMINISTIC
     return 0
