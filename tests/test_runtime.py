@@ -122,3 +122,101 @@ def test_a_failed_job_ends_its_log_with_the_reason(tmp_path):
     lines = (tmp_path / "x.log").read_text().splitlines()
     assert lines[-1] == "[medadapt] rule corpus_classify failed: ValueError: shard-0003.parquet: no 'text' column"
     assert any(line.startswith("Traceback") for line in lines)  # the traceback is in the log too
+
+
+# --- the GPUs a job sees ------------------------------------------------------------------------
+def _gpu_job(tmp_path, expected):
+    return Job(rule="mcqa", resources={"expect_gpus": expected}, log=str(tmp_path / "gpu.log"))
+
+
+def test_a_gpu_job_must_see_exactly_the_gpus_it_asked_for(tmp_path, monkeypatch):
+    """Not >= 1: a 2-GPU job that sees 1 or 3 stops before its stage (tensor parallelism, the batch
+    size would not be the config's); with CUDA torch that is retried (a node may be faulty)."""
+    import torch
+
+    from medadapt.runtime import DeterministicFailure, check_gpus, is_deterministic
+
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
+    monkeypatch.setattr(torch.version, "hip", None)
+    check_gpus(_gpu_job(tmp_path, 2), device_count=lambda: 2)
+    for seen in (1, 3):
+        with pytest.raises(RuntimeError, match=rf"given 2 GPU\(s\) per node but sees {seen} .*CUDA 12.4") as err:
+            check_gpus(_gpu_job(tmp_path, 2), device_count=lambda: seen)
+        assert not is_deterministic(err.value)
+    check_gpus(_gpu_job(tmp_path, 0), device_count=lambda: 0)  # no GPU asked: no check
+    # torch without GPU support: the wrong software, which every retry would meet again
+    monkeypatch.setattr(torch.version, "cuda", None)
+    with pytest.raises(DeterministicFailure, match=r"sees 0 .*built for CPU only.*platforms.<name>.container"):
+        check_gpus(_gpu_job(tmp_path, 2), device_count=lambda: 0)
+
+
+# --- retries ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("exc,deterministic", [
+    (FileNotFoundError("data/x.parquet"), True),
+    (json.JSONDecodeError("bad", "{", 0), True),
+    (ValueError("x"), False),  # too broad to tell (a library's transient ValueError is not ours)
+    (TimeoutError("server"), False),
+    (KeyboardInterrupt(), False),  # SIGINT
+    (SystemExit(143), False),  # SIGTERM turned into an exit (time limit, preemption)
+    (MemoryError(), False),
+])
+def test_retry_classification(exc, deterministic):
+    from medadapt.config import ConfigError
+    from medadapt.runtime import DeterministicFailure, is_deterministic
+
+    assert is_deterministic(exc) is deterministic
+    assert is_deterministic(DeterministicFailure("bad data")) and is_deterministic(ConfigError("train.lr"))
+
+
+def test_a_deterministic_failure_is_not_retried_but_a_signal_is(tmp_path):
+    """Attempt 1 fails on a missing file: attempt 2 of the same job stops at once with that message,
+    without running the stage. A failure by a signal leaves no marker: its retry runs the stage. A
+    new run (attempt 1 again, the user may have fixed it) starts clean."""
+    from medadapt.runtime import DeterministicFailure, marker_path
+
+    log = str(tmp_path / "logs" / "job.log")
+    ran = []
+
+    def missing():
+        ran.append("missing")
+        raise FileNotFoundError("corpus.validation: data/labels.jsonl does not exist")
+
+    with pytest.raises(FileNotFoundError):
+        run_job(Job(rule="r", log=log, resources={"attempt": 1}), missing)
+    assert marker_path(log).exists()
+    with pytest.raises(DeterministicFailure, match=r"not retried - attempt 1 failed .*data/labels.jsonl does not exist"):
+        run_job(Job(rule="r", log=log, resources={"attempt": 2}), missing)
+    assert ran == ["missing"]  # the retry never ran the stage
+    assert "deterministic: not retried" in Path(log).read_text().splitlines()[-1]
+    # a new run: attempt 1 removes the marker and runs
+    run_job(Job(rule="r", log=log, resources={"attempt": 1}), lambda: ran.append("fixed"))
+    assert ran == ["missing", "fixed"] and not marker_path(log).exists()
+
+    def killed():
+        ran.append("killed")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_job(Job(rule="r", log=log, resources={"attempt": 1}), killed)
+    assert not marker_path(log).exists()
+    run_job(Job(rule="r", log=log, resources={"attempt": 2}), lambda: ran.append("resumed"))
+    assert ran[-2:] == ["killed", "resumed"]
+    # without `attempt` (a profile without retries) nothing is left behind
+    with pytest.raises(FileNotFoundError):
+        run_job(Job(rule="r", log=log), missing)
+    assert not marker_path(log).exists()
+
+
+def test_stage_cli_exits_3_on_a_deterministic_failure(tmp_path):
+    """The shell rules' route: a missing input file is exit status 3 (EXIT_DETERMINISTIC), with the
+    reason on stderr and in the log."""
+    from medadapt.runtime import EXIT_DETERMINISTIC
+
+    job = {"output": {"out": str(tmp_path / "p.jsonl")}, "params": {"source": str(tmp_path / "none.jsonl")},
+           "threads": 1, "resources": {"attempt": 1}}
+    proc = subprocess.run([sys.executable, str(ROOT / "workflow" / "scripts" / "medadapt_entry.py"),
+                           "stage", "eval_prompts", "--job", json.dumps(job), "--log-file", str(tmp_path / "l.log")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == EXIT_DETERMINISTIC == 3
+    assert "FileNotFoundError: generate.prompts" in proc.stderr
+    assert (tmp_path / "l.log.deterministic-failure").exists()

@@ -62,19 +62,16 @@ def test_segments_form_a_chain(tmp_path):
 
 
 def test_lumi_profile_dry_run_without_slurm(tmp_path):
-    """`snakemake -n --profile profiles/lumi` on a machine with no Slurm commands (and no account set).
-    The profile's apptainer deployment makes Snakemake look for the `apptainer` command even in a dry
-    run (LUMI's login nodes have it); a stub that only tells its version stands in for it here."""
+    """`snakemake -n --profile profiles/lumi` on a machine with no Slurm commands (and no account set)
+    and no container runtime: the GPU rules enter their image themselves (medadapt.cluster), so
+    Snakemake looks for neither `apptainer` nor `singularity`."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for d in os.environ["PATH"].split(os.pathsep):
         for exe in Path(d).glob("*") if Path(d).is_dir() else []:
-            if exe.name not in SLURM_COMMANDS and not (bin_dir / exe.name).exists() and os.access(exe, os.X_OK):
+            if exe.name not in (*SLURM_COMMANDS, "apptainer", "singularity") and not (bin_dir / exe.name).exists() \
+                    and os.access(exe, os.X_OK):
                 (bin_dir / exe.name).symlink_to(exe)
-    if not (bin_dir / "apptainer").exists():
-        (bin_dir / "apptainer").write_text('#!/bin/sh\n[ "$1" = --version ] && echo "apptainer version 1.3.4" '
-                                           '&& exit 0\necho "stub: $*" >&2; exit 1\n')
-        (bin_dir / "apptainer").chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k not in ("SBATCH_ACCOUNT", "SLURM_CONF")} | {"PATH": str(bin_dir)}
     probe = subprocess.run(["bash", "-c", "command -v sbatch srun squeue || echo none"], capture_output=True,
                            text=True, env=env)
@@ -84,3 +81,29 @@ def test_lumi_profile_dry_run_without_slurm(tmp_path):
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M))
     # the paper grid: 8 runs x 18 segments, each run's log gathered once
     assert (counts["train"], counts["train_log"], counts["merge"]) == ("144", "8", "144")
+
+
+def test_lumi_profile_renders_gpu_rules_in_their_image(tmp_path):
+    """`snakemake -n -p --profile profiles/lumi`: an MCQA job of the amd family and a generation job
+    of the nvidia family run their entry script inside their platform's image, entered as training
+    enters it (runtime, GPU flag, binds incl. results and caches, cache variables, activation), and
+    carry the attempt that stops retries of a deterministic failure."""
+    results = tmp_path / "results"
+    out = _snakemake("-n", "-p", "--profile", "profiles/lumi", f"{results}/mcqa/qwen3/8b/base.json",
+                     f"{results}/generate/qwen2.5/7b/base.jsonl", results=results).stdout
+    shells = {m.group(1): m.group(0) for m in re.finditer(r"^.*medadapt-container python \S+ stage (\w+) .*$",
+                                                          out, flags=re.M)}
+    # the prompts' translation (vLLM, corpus.platform: nvidia) comes along and enters its image too
+    assert set(shells) == {"mcqa", "generate", "eval_translate"}, out[-3000:]
+    caches = f'export HF_HOME="{ROOT}/cache/huggingface"; export VLLM_CACHE_ROOT="{ROOT}/cache/vllm"; ' \
+             f'export TRITON_CACHE_DIR="{ROOT}/cache/triton"; '
+    for rule in shells:
+        assert caches in shells[rule] and '"attempt": 1' in shells[rule]
+    assert f"medadapt-launch singularity exec --rocm --bind /pfs,/scratch,/projappl,/project,/flash,/appl,{ROOT}," \
+           f"{results} containers/medadapt-rocm.sif bash -c '$WITH_CONDA; exec \"$@\"' medadapt-container python " \
+           f"{ROOT}/workflow/scripts/medadapt_entry.py stage mcqa " in shells["mcqa"]
+    assert 'export MIOPEN_USER_DB_PATH="/tmp/$USER-miopen-cache-$SLURM_JOB_ID-$SLURM_NODEID"' in shells["mcqa"]
+    assert f"medadapt-launch apptainer exec --nv --bind {ROOT},{results} containers/medadapt-cuda.sif " \
+           f"bash -c 'exec \"$@\"' medadapt-container python {ROOT}/workflow/scripts/medadapt_entry.py stage generate " \
+        in shells["generate"]
+    assert "medadapt-launch apptainer exec --nv " in shells["eval_translate"]

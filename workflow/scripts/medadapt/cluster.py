@@ -254,8 +254,8 @@ class Cluster:
     def container_prefix(self, stage: str, family: str | None, repo: str | None = None) -> str:
         """`<runtime> exec <flag> --bind <dirs> <image> bash -c '<activate> exec "$@"' medadapt-container `
         for a stage with a container (see `container`), else "". Binds: the platform's
-        `container_binds`, the working directory, the caches and `repo` (the workflow's checkout,
-        where the entry script lives), each once."""
+        `container_binds`, the working directory, `results`, the caches and `repo` (the workflow's
+        checkout, where the entry script lives), each once."""
         image = self.container(stage, family)
         if not image:
             return ""
@@ -265,7 +265,9 @@ class Cluster:
             flag = GPU_FLAG.get(name, "")
         if p["compute_on_cpu"]:
             flag = ""  # stand-in GPUs: the runtime would look for a driver that is not there
-        binds = _unique_binds([*p["container_binds"], self.workdir, self.caches(), *([repo] if repo else [])])
+        results = os.path.join(self.workdir, self.config["results"])
+        binds = _unique_binds([*p["container_binds"], self.workdir, results, self.caches(),
+                               *([repo] if repo else [])])
         activate = p["container_activate"]
         inner = f"{activate.strip().rstrip(';')}; exec \"$@\"" if activate else 'exec "$@"'
         parts = [p["container_runtime"], "exec", flag, f"--bind {shlex.quote(','.join(binds))}",
