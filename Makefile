@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv demo report lint test test-unit dry-run clean-demo
+.PHONY: venv demo report lint test test-unit dry-run clean-demo gpu-resolution
 
 venv: $(VENV)/.medadapt-installed
 $(VENV)/.medadapt-installed: requirements.txt .ci/setup-venv.sh .ci/constraints.txt pyproject.toml
@@ -38,6 +38,11 @@ test-unit: venv
 
 dry-run: venv
 	$(SMK) -n --quiet rules
+
+# The CUDA set (requirements-gpu.txt) resolved against PyPI, nothing installed (minutes; network):
+# rewrites requirements/gpu-resolution.txt.
+gpu-resolution: venv
+	bash .ci/gpu-resolution.sh $(PY)
 
 clean-demo:
 	rm -rf results .snakemake
