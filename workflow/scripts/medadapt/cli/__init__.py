@@ -7,6 +7,7 @@ workflow's shell rules.
     medadapt stage RULE --job JSON [--log-file FILE]     run one workflow stage (shell rules use this)
     medadapt config-docs [--check]                       write config/README.md from the schema
     medadapt labelstudio export|import ...               validation labels via Label Studio
+    medadapt preflight [--configfile C] [--profile P]     check the grid's jobs against the cluster
 
 Each subcommand is a module here with `add_parser(subparsers)`; its parser's `func(args)` returns
 the exit code. Bad input raises `UsageError` (or a ValueError/FileNotFoundError from the library,
@@ -18,7 +19,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("flops", "davidson", "judge", "stage", "config_docs", "labelstudio")
+SUBCOMMANDS = ("flops", "davidson", "judge", "stage", "config_docs", "labelstudio", "preflight")
 
 
 class UsageError(ValueError):
