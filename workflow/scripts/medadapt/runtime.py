@@ -15,8 +15,9 @@ object to `run_snakemake`; a `shell:` rule (training under srun/torchrun, the ju
   part of the node, and logs the GPUs the job was given,
 - does not let the profile's `retries` repeat a failure that would only repeat (`DeterministicFailure`:
   a config error, a missing file, bad data; see `is_deterministic`): the failed attempt leaves a
-  marker beside the job's log, and the next attempt of the same job (`resources.attempt` > 1, from
-  the profile's `default-resources`) stops at once with the same message. A time limit, preemption,
+  marker beside the job's log, and the next attempt of the same job (`job_attempt` > 1: the
+  profile's `attempt` default resource, or $MEDADAPT_ATTEMPT set by a shell rule's command) stops at
+  once with the same message. A time limit, preemption,
   a signal or a lost node leave no marker, so their retries run (and resume training),
 - calls the rule's stage function (`medadapt.stages`) with keyword arguments bound by parameter name
   from the job's output, input and params (and `threads`), so no entry script unpacks anything,
@@ -50,6 +51,8 @@ ADAPTER_PARAMS = ("online",)
 # retries cannot tell exit statuses apart: the marker below stops them).
 EXIT_DETERMINISTIC = 3
 DETERMINISTIC_MARKER = ".deterministic-failure"  # appended to the job's log path
+# The attempt of a shell rule's job (the rule's command sets it; script rules read resources.attempt).
+ATTEMPT_ENV = "MEDADAPT_ATTEMPT"
 
 
 class DeterministicFailure(RuntimeError):
@@ -70,22 +73,30 @@ def marker_path(log: str) -> Path:
     return Path(log + DETERMINISTIC_MARKER)
 
 
+def job_attempt(job: "Job") -> int | None:
+    """Which try of the job this is: `resources.attempt` (script rules, from the profile's
+    default-resources) or $MEDADAPT_ATTEMPT (shell rules); None when nothing says (no retries)."""
+    value = job.resources.get("attempt", os.environ.get(ATTEMPT_ENV))
+    return int(value) if value not in (None, "") else None
+
+
 def check_earlier_attempt(job: "Job") -> None:
     """A retry of a job whose previous attempt failed deterministically stops with that failure; the
     first attempt of a run removes a marker left by an earlier run (the user may have fixed it)."""
-    if not job.log or "attempt" not in job.resources:
+    attempt = job_attempt(job)
+    if not job.log or attempt is None:
         return
     marker = marker_path(job.log)
-    if int(job.resources["attempt"]) <= 1:
+    if attempt <= 1:
         marker.unlink(missing_ok=True)
     elif marker.exists():
-        raise DeterministicFailure(f"not retried - attempt {int(job.resources['attempt']) - 1} failed in a way "
-                                   f"every retry would repeat ({marker}): {marker.read_text().strip()}")
+        raise DeterministicFailure(f"not retried - attempt {attempt - 1} failed in a way every retry would "
+                                   f"repeat ({marker}): {marker.read_text().strip()}")
 
 
 def record_failure(job: "Job", exc: BaseException) -> None:
     """Leave the marker that stops the retries of a deterministic failure."""
-    if job.log and is_deterministic(exc) and "attempt" in job.resources:
+    if job.log and is_deterministic(exc) and job_attempt(job) is not None:
         marker = marker_path(job.log)
         if not marker.exists():  # a retry stopped by the marker keeps the first message
             marker.write_text(f"{type(exc).__name__}: {exc}\n")
