@@ -23,8 +23,9 @@ How rules use it (`CLUSTER = Cluster(config)` once, in rules/common.smk):
             **CLUSTER.by_wildcards("train"),
             launch=lambda wc: CLUSTER.launch_command(wc.family, wc.size, PYTHON, ENTRY, ...),
     rule mcqa:       threads: lambda wc: CLUSTER.threads("eval", wc.family, wc.size)
-                     resources: **CLUSTER.by_wildcards("eval"), runtime=240
-                     params: device=lambda wc: CLUSTER.device(wc.family)
+                     resources: **CLUSTER.by_wildcards("eval"), runtime=240,
+                                entry=lambda wc: CLUSTER.entry_command("eval", wc.family, PYTHON, ENTRY, ...)
+                     params: job=stage_job(device=lambda wc: CLUSTER.device(wc.family), ...)
     rule pack:       threads: lambda wc: CLUSTER.threads("pack", wc.family)
                      resources: **CLUSTER.by_wildcards("pack"), runtime=720
     rule corpus_*:   threads: CLUSTER.corpus_threads(gpus)
