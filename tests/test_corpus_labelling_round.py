@@ -90,6 +90,7 @@ def workflow_config(work: Path) -> dict:
     config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
     config["results"] = str(work / "results")
     config["corpus"]["validation"] = str(work / "labels" / "validation.jsonl")
+    config["corpus"]["shards"] = {"glob": "resources/demo/world/corpus/shard-000[01].jsonl"}  # 2 of 4: time
     config["corpus"]["validation_size"] = 30
     config["corpus"]["sample_size"] = 200
     config["corpus"]["classifier"]["epochs"] = 1
