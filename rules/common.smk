@@ -234,6 +234,16 @@ def shard_paths(wc=None):
         return json.load(fh)
 
 
+# Never written: the labelling round stops the chain (see rule corpus_labelling_round).
+LABELLING_GATE = f"{R}/corpus/labelling/labels-imported"
+
+
+def labelling_gate(wc):
+    """Nothing once the human labels (corpus.validation) exist; else the labelling round's output,
+    so the sample waits for the labels."""
+    return [] if Path(config["corpus"]["validation"]).is_file() else [LABELLING_GATE]
+
+
 def all_shard_paths(wc=None):
     return list(shard_paths().values())
 

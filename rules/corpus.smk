@@ -18,8 +18,33 @@ checkpoint corpus_shards:
         ENTRY
 
 
+# The first labelling round from nothing: without the human labels (corpus.validation), draw the
+# documents to label, export them, and stop the corpus chain with what to do next; once the labels
+# exist this rule is not planned. Its exports are not outputs (a failed job's outputs are deleted).
+rule corpus_labelling_round:
+    input:
+        shards=lambda wc: list(shard_paths().values()),
+    output:
+        out=LABELLING_GATE,
+    log:
+        log("corpus/labelling_round"),
+    localrule: True
+    conda:
+        "../envs/data.yaml"
+    params:
+        n=config["corpus"]["validation_size"],
+        seed=config["seed"],
+        validation_file=config["corpus"]["validation"],
+        out_dir=f"{R}/corpus/labelling",
+    message:
+        "No human labels yet ({params.validation_file}): drawing the documents to label into {params.out_dir}"
+    script:
+        ENTRY
+
+
 rule corpus_sample:
     input:
+        labelling_gate,
         shards=lambda wc: list(shard_paths().values()),
     output:
         out=f"{R}/corpus/sample.parquet",

@@ -18,6 +18,7 @@ STAGES = {
     "reference_server": "medadapt.llm.servers.reference:serve",
     # corpus
     "corpus_shards": "medadapt.sources:list_shards",
+    "corpus_labelling_round": "medadapt.corpus.labelstudio:labelling_round",
     "corpus_sample": "medadapt.corpus.sample:stratified_sample",
     "corpus_annotate": "medadapt.corpus.annotate:annotate",
     "corpus_classifier": "medadapt.corpus.classifier:train_classifier",

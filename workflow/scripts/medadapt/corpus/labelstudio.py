@@ -152,3 +152,60 @@ def import_export(export: str, out: str, merge: str | None = None) -> dict:
         labels = merge_labels(read_validation(merge), labels)
     write_validation(out, labels)
     return {**counts, "documents": labels.height, "annotators": [c for c in labels.columns if c != "id"]}
+
+
+class LabelsNeeded(RuntimeError):
+    """The corpus chain stops here until people have labelled the drawn documents (not a fault that
+    a retry could mend: the job fails the same way until the validation file exists)."""
+
+
+# A different stream from the annotation sample's (same config seed), so the documents to label
+# are a draw of their own, as the paper's 100 random documents were.
+ROUND_SEED_OFFSET = 7919
+
+
+def labelling_round(shards: list[str], n: int, seed: int, validation_file: str, out_dir: str,
+                    out: str | None = None) -> dict:
+    """Stage `corpus_labelling_round`, the first labelling round from nothing: draws `n` documents
+    of the raw corpus (stratified over the shards like the annotation sample, seeded), writes them
+    into `out_dir` as a Label Studio project (tasks.json + label_config.xml), as plain JSONL for
+    annotators without Label Studio (documents.jsonl: id, text, label left empty) and a NEXT_STEPS.txt,
+    then stops the corpus chain with `LabelsNeeded`, whose message says what to do next.
+
+    `out` (the rule's output) is never written: the job fails, so the sample waits. `out_dir` is not
+    a declared output of the rule: Snakemake deletes the outputs of a failed job,
+    and these files are what the annotators need. A rerun before the labels exist draws the same
+    documents and rewrites the same files; once `validation_file` exists this job is not planned.
+    """
+    from medadapt.corpus.sample import stratified_sample
+
+    if Path(validation_file).is_file():  # a stale plan: nothing to stop
+        return {"validation_file": validation_file, "documents": 0}
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    drawn = folder / "documents.parquet"
+    summary = stratified_sample(shards, n, seed + ROUND_SEED_OFFSET, None, str(drawn))
+    docs = pl.read_parquet(drawn, columns=["id", "text"])
+    if docs.height < n:
+        raise ValueError(f"corpus.validation_size: {n} documents to label, but the shards hold only "
+                         f"{docs.height} with usable text")
+    write_tasks(docs, str(folder / "tasks.json"), str(folder / "label_config.xml"))
+    with atomic_path(folder / "documents.jsonl") as tmp:
+        tmp.write_text("".join(json.dumps({"id": r["id"], "text": r["text"], "label": None}, ensure_ascii=False)
+                               + "\n" for r in docs.iter_rows(named=True)), encoding="utf-8")
+    steps = next_steps(folder, validation_file, docs.height)
+    with atomic_path(folder / "NEXT_STEPS.txt") as tmp:
+        tmp.write_text(steps + "\n", encoding="utf-8")
+    print(f"[labelling] drew {docs.height} of {summary['docs_total']} documents for the first labelling "
+          f"round into {folder}", flush=True)
+    raise LabelsNeeded(steps)
+
+
+def next_steps(out: Path, validation_file: str, n: int) -> str:
+    return (f"The corpus chain needs human labels first: {validation_file} does not exist. {n} documents "
+            f"to label are in {out}/. (1) Label them: in Label Studio, create a project, paste "
+            f"{out}/label_config.xml under Settings > Labeling Interface and import {out}/tasks.json "
+            f"(the paper: three annotators per document); or fill the `label` of each line of "
+            f"{out}/documents.jsonl (1 medical, 0 not) and save it as {validation_file} with `label` "
+            f"as the field name. (2) From Label Studio: Export > JSON, then `medadapt labelstudio import "
+            f"EXPORT.json --out {validation_file}`. (3) Rerun the workflow: it continues from here.")
