@@ -80,6 +80,27 @@ ANNOTATOR_SERVER_FILE = (
 # no core, so they do not hold back the jobs that need one. So do annotation jobs of a local
 # stand-in server (one group with it).
 JUDGE_THREADS = 0 if SERVE or config["judge"]["batch"] else 1
+# One API key serves every judge job: bound the requests (and open batches) of all of them at once,
+# not per job (296 jobs x 16 requests on the paper grid). Global resources the judge jobs hold; a
+# `--resources` given on the command line wins.
+JUDGE_BOUNDS = {
+    "judge_requests": config["judge"]["max_requests_in_flight"],
+    "judge_batches": config["judge"]["max_open_batches"],
+}
+for _name, _bound in JUDGE_BOUNDS.items():
+    if _name not in workflow.global_resources:
+        workflow.register_resource(_name, _bound)
+# A judge the workflow serves itself runs in one group with its judge jobs and bounds its own load:
+# the jobs hold nothing then.
+JUDGE_HOLDS = (
+    {"judge_requests": 0, "judge_batches": 0}
+    if SERVE
+    else (
+        {"judge_requests": 0, "judge_batches": 1}
+        if config["judge"]["batch"]
+        else {"judge_requests": config["judge"]["max_concurrency"], "judge_batches": 0}
+    )
+)
 # A GPU corpus job (annotation, classifier) takes two threads (tokenizing, data loading), at most
 # its CPUs (one on the demo's CPU platform).
 CORPUS_GPU_THREADS = min(2, CLUSTER.corpus_threads(1))

@@ -35,7 +35,7 @@ rule corpus_labelling_round:
         n=config["corpus"]["validation_size"],
         seed=config["seed"],
         validation_file=config["corpus"]["validation"],
-        out_dir=f"{R}/corpus/labelling",
+        out_dir=lambda wc, output: str(Path(output.out).parent),
     message:
         "No human labels yet ({params.validation_file}): drawing the documents to label into {params.out_dir}"
     script:

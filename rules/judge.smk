@@ -53,6 +53,8 @@ rule judge:
     # An I/O-bound HTTP client; with the local server, 0 threads lets all judge jobs (one group with
     # the service) fit next to it; with the Batch API, all jobs submit and wait at once.
     threads: JUDGE_THREADS
+    resources:
+        **JUDGE_HOLDS,
     params:
         judge=config["judge"],
         candidate_name=candidate_name,

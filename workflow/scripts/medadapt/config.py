@@ -137,6 +137,10 @@ def check_grid(config: dict, source: str = "config") -> None:
                         f"'{modes['language']}'")
     if has_tiny and "tiny_tokenizer" not in config:
         problems.append("tiny_tokenizer: required when any model is built locally ({tiny: ...})")
+    judge = config["judge"]
+    if not judge["batch"] and judge["max_concurrency"] > judge["max_requests_in_flight"]:
+        problems.append(f"judge.max_concurrency: {judge['max_concurrency']} requests of one job exceed "
+                        f"judge.max_requests_in_flight {judge['max_requests_in_flight']} of all jobs together")
     if problems:
         raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(f"  {p}" for p in problems))
 
