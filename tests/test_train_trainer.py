@@ -26,11 +26,13 @@ DRIVER = Path(__file__).with_name("train_driver.py")
 SEQ = 32
 # A resolved `train:` block, as the workflow passes it (every key the schema defines or defaults).
 TRAIN = {"effective_batch_size": 4, "per_device_batch_size": 2, "seq_len": SEQ, "learning_rate": 1e-3,
-         "weight_decay": 0.1, "warmup_ratio": 0.1, "lr_scheduler": "cosine", "optim": "adamw_torch", "epochs": 1,
-         "bf16": False, "gradient_checkpointing": False, "fsdp": "", "fsdp_config": None,
-         "attn_implementation": None, "logging_steps": 1, "dataloader_num_workers": 0,
+         "weight_decay": 0.1, "warmup_ratio": 0.1, "lr_scheduler": "cosine", "epochs": 1,
+         "bf16": False, "max_grad_norm": 1.0, "activation_checkpointing": False, "compile": False,
+         "tensorboard": False, "sharding": {"reshard_after_forward": True},
+         "attn_implementation": None, "logging_steps": 1,
          "checkpoints": {"count": 3, "first_fraction": 0.3},
-         "state": {"save_every_steps": 0, "save_every_minutes": 0, "keep": 2}}
+         "state": {"save_every_steps": 0, "save_every_minutes": 0, "keep": 2, "async_save": True,
+                   "lock_wait_minutes": 0, "lock_stale_minutes": 30}}
 RUN = {"seed": 0, "per_device_batch_size": 2, "world_size": 1, "device": "cpu", "family": "tiny", "size": "s"}
 CKPTS = ["c01", "c02", "c03"]
 N_DOCS = 74
@@ -77,7 +79,7 @@ def test_world_size_checked_before_loading(tmp_path, monkeypatch, tiny_lm, packe
 
 @pytest.mark.parametrize("change,ckpt,msg", [
     ({}, "c04", r"checkpoint 'c04' is not one of this run's \['c01', 'c02', 'c03'\]"),
-    ({"fsdp": "full_shard", "fsdp_config": {"state_dict_type": "SHARDED_STATE_DICT"}}, "c01", "FULL_STATE_DICT"),
+    ({"lr_scheduler": "polynomial"}, "c01", r"train.lr_scheduler: 'polynomial' is not one of"),
 ])
 def test_config_errors_before_loading(tmp_path, tiny_lm, packed_tiny, change, ckpt, msg):
     with pytest.raises(ValueError, match=msg):
@@ -91,7 +93,7 @@ def test_states_of_another_run_are_deleted_not_resumed(tmp_path, tiny_lm, packed
     foreign = tmp_path / "state" / "checkpoint-3"
     foreign.mkdir(parents=True)
     (foreign / states.MARKER).write_text(json.dumps({"step": 3, "run": "0123456789abcdef"}))
-    monkeypatch.setattr("medadapt.train.trainer.load_model", lambda *a: (_ for _ in ()).throw(RuntimeError("stop")))
+    monkeypatch.setattr("medadapt.train.engine.load_model", lambda *a: (_ for _ in ()).throw(RuntimeError("stop")))
     with pytest.raises(RuntimeError, match="stop"):  # past the resume decision, before any training
         _segment(tmp_path, "c01", tiny_lm, packed_tiny)
     assert not foreign.exists()
