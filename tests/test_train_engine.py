@@ -174,10 +174,11 @@ def untied_lm(tmp_path_factory, tiny_tokenizer):
     return str(out)
 
 
-@pytest.mark.parametrize("tied", [True, False])
-def test_export_in_shards_loads_and_equals_gathered_weights(tmp_path, tiny_lm, untied_lm, tied):
+@pytest.mark.parametrize("tied,save_dtype", [(True, None), (False, "bfloat16")])
+def test_export_in_shards_loads_and_equals_gathered_weights(tmp_path, tiny_lm, untied_lm, tied, save_dtype):
     """A sharded model exported in several safetensors files (small shard limit) loads with
-    from_pretrained and equals the full state dict torch gathers by its own path."""
+    from_pretrained and equals the full state dict torch gathers by its own path (cast to bf16 where
+    the export is bf16, as the bf16 runs' are)."""
     import torch
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
     from transformers import AutoModelForCausalLM
@@ -192,16 +193,18 @@ def test_export_in_shards_loads_and_equals_gathered_weights(tmp_path, tiny_lm, u
             p.add_(0.01)
     gathered = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
     out = tmp_path / "export"
-    engine.export_hf(model, base, out, dist_, None, {"training.json": {"x": 1}}, max_shard_bytes=64 * 1024)
+    engine.export_hf(model, base, out, dist_, save_dtype, {"training.json": {"x": 1}}, max_shard_bytes=64 * 1024)
     files = sorted(p.name for p in out.glob("*.safetensors"))
     assert len(files) > 2 and (out / "model.safetensors.index.json").is_file()
     index = json.loads((out / "model.safetensors.index.json").read_text())["weight_map"]
     assert ("lm_head.weight" in index) is not tied  # a tied weight is saved once
-    loaded = AutoModelForCausalLM.from_pretrained(out)
+    loaded = AutoModelForCausalLM.from_pretrained(out, dtype="auto")
     assert loaded.config.use_cache and json.loads((out / "training.json").read_text()) == {"x": 1}
     assert loaded.config.tie_word_embeddings is tied
+    dtype = getattr(torch, save_dtype or "float32")
+    assert next(loaded.parameters()).dtype == dtype
     for name, value in loaded.state_dict().items():
-        assert torch.equal(value, gathered[name]), name
+        assert torch.equal(value, gathered[name].to(dtype)), name
 
 
 def test_activation_checkpointing_changes_no_loss_and_log_has_throughput(tmp_path, tiny_lm, packed_tiny):  # noqa: F811

@@ -30,7 +30,7 @@ import os
 import random
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from medadapt.io import atomic_path
@@ -643,5 +643,3 @@ def describe(cfg: EngineConfig, dist_: Dist, accelerator: str) -> dict:
             "reshard_after_forward": cfg.sharding.reshard_after_forward, "world_size": dist_.world,
             "accelerator": accelerator, "async_save": cfg.checkpoint.async_save}
 
-
-__all__ = ["EngineConfig", "Trainer", "Checkpointer", "init_distributed", "build_model", "export_hf", "asdict"]
