@@ -224,6 +224,21 @@ def test_activation_checkpointing_changes_no_loss_and_log_has_throughput(tmp_pat
     entries = [h for h in record["log_history"] if "loss" in h]
     assert [h["step"] for h in entries] == list(range(1, 8))
     assert all(h["tokens_per_second"] > 0 and "mfu" not in h for h in entries)
+    assert record["tokens_per_second"] > 0 and record["mfu"] is None
+
+
+def test_segment_throughput_and_mfu():
+    """Tokens over seconds across log entries of uneven windows; MFU = 6·N·tokens/s per device / peak."""
+    from medadapt.train.plan import make_plan
+    from medadapt.train.trainer import _throughput
+
+    plan = make_plan(90, SEQ, 2, 4, 1, {"count": 3, "first_fraction": 0.3})  # 128 tokens per step
+    log = [{"step": 9, "tokens_per_second": 128.0}, {"step": 12, "tokens_per_second": 64.0}]  # 2 s + 6 s
+    got = _throughput(log, 7, plan, 2, peak_tflops=1.0, n_params=10 ** 6)
+    assert got["tokens_per_second"] == pytest.approx(5 * 128 / 8.0)
+    assert got["tokens_per_second_per_device"] == pytest.approx(5 * 128 / 8.0 / 2)
+    assert got["mfu"] == pytest.approx(6e6 * 40.0 / 1e12)
+    assert _throughput(log, 7, plan, 2, None, 10 ** 6)["mfu"] is None
 
 
 # --- the state lock -----------------------------------------------------------------------------------

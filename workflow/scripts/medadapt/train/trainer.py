@@ -125,6 +125,21 @@ def _on_rank0(dist_: engine.Dist, action) -> object:
     return result
 
 
+def _throughput(log: list[dict], first: int, plan: Plan, world_size: int, peak_tflops: float | None,
+                n_params: int) -> dict:
+    """The segment's training throughput: tokens/s (all devices, and per device) over its steps
+    (total tokens over total seconds; a log entry covers the steps since the previous one), and MFU
+    where the peak is known."""
+    ends = [int(h["step"]) for h in log]
+    seconds = sum((end - start) * plan.effective_batch_size * plan.seq_len / h["tokens_per_second"]
+                  for start, end, h in zip([first] + ends[:-1], ends, log))
+    if not seconds:  # nothing trained here (the state was already at the checkpoint)
+        return {"tokens_per_second": None, "tokens_per_second_per_device": None, "mfu": None}
+    tps = (ends[-1] - first) * plan.effective_batch_size * plan.seq_len / seconds
+    mfu = 6.0 * n_params * tps / world_size / (peak_tflops * 1e12) if peak_tflops else None
+    return {"tokens_per_second": tps, "tokens_per_second_per_device": tps / world_size, "mfu": mfu}
+
+
 def train(model: str, packed: str, previous: str | None, out_dir: str, state_dir: str, ckpt: str, train: dict,
           seed: int, per_device_batch_size: int, world_size: int, device: str, family: str, size: str,
           peak_tflops: float | None = None) -> dict:
@@ -215,6 +230,8 @@ def train(model: str, packed: str, previous: str | None, out_dir: str, state_dir
                 f"step {trainer.step} of {stop}; the training state is saved in {state_root}, and the next "
                 "attempt resumes from it")
         history = trainer.log_history
+        segment_log = [h for h in history if first < int(h.get("step", 0)) <= stop]
+        throughput = _throughput(segment_log, first, plan, world_size, cfg.metrics.peak_tflops, n_params)
         row = plan.rows(n_params, window_mean_loss(history, plan.steps), family=family,
                         size=size)[plan.names.index(ckpt)]
         record = {**row, "first_step": first, "resumed_from_step": resume.step if resume else 0,
@@ -224,7 +241,7 @@ def train(model: str, packed: str, previous: str | None, out_dir: str, state_dir
                   "model": str(model), "packed": str(packed), "versions": software_versions(),
                   "seconds": round(time.time() - started, 2), "state_saves": checkpointer.saved,
                   "save_blocking_seconds": [round(s, 4) for s in checkpointer.blocked_seconds],
-                  "log_history": [h for h in history if first < int(h.get("step", 0)) <= stop]}
+                  **throughput, "log_history": segment_log}
         engine.export_hf(trainer.model, model, out_dir, dist_, "bfloat16" if bf16 else None, {RECORD: record})
         print(f"[train] {ckpt} written: {out_dir} (step {stop}, {row['tokens']} tokens)", flush=True)
         journal(f"{ckpt}: written at step {stop}")
