@@ -213,14 +213,18 @@ def state_saves(model_dir: str, packed: str, work: Path, dist_) -> dict:
     for i in range(1, 3):  # two steps: the optimizer has its moments
         eng.train_step(i)
         eng.step = i
-    blocked, total = [], []
+    blocked, total, sync = [], [], []
     for i in range(3):
-        step = eng.step + 1 + i  # a new step each time, as in a run: publish, then rotate (keep 2)
+        step = eng.step + 1 + 2 * i  # a new step each time, as in a run: publish, then rotate (keep 2)
         start = time.perf_counter()
         eng.ckpt.save(eng.model, eng.optimizer, step, eng.trainer_state(), "bench", wait=False)
         blocked.append(time.perf_counter() - start)
         eng.ckpt.wait()
         total.append(time.perf_counter() - start)
+        # the same state written synchronously (train.state.async_save: false)
+        start = time.perf_counter()
+        eng.ckpt.save(eng.model, eng.optimizer, step + 1, eng.trainer_state(), "bench", wait=True)
+        sync.append(time.perf_counter() - start)
     plain = AutoModelForCausalLM.from_pretrained(model_dir)
     weights = []
     for i in range(3):
@@ -231,6 +235,7 @@ def state_saves(model_dir: str, packed: str, work: Path, dist_) -> dict:
     last = states.states(state_dir)[-1]
     size = sum(f.stat().st_size for f in last.path.rglob("*") if f.is_file())
     return {"state_save_blocking_s": statistics.median(blocked), "state_save_total_s": statistics.median(total),
+            "state_save_sync_s": statistics.median(sync),
             "weights_only_save_s": statistics.median(weights), "state_mb": size / 1e6,
             "weights_mb": (work / "weights-0.safetensors").stat().st_size / 1e6}
 
@@ -273,7 +278,8 @@ def main() -> None:
     result = {"shape": arch, "non_embedding_params": n_params, "threads": args.threads,
               "tokens_per_step": tokens_per_step, "gemm_gflops": peak / 1e9, **io,
               "save_blocking_ratio": io["state_save_blocking_s"] / io["weights_only_save_s"],
-              "save_total_ratio": io["state_save_total_s"] / io["weights_only_save_s"]}
+              "save_total_ratio": io["state_save_total_s"] / io["weights_only_save_s"],
+              "save_sync_ratio": io["state_save_sync_s"] / io["weights_only_save_s"]}
     print(f"shape {arch}, {n_params / 1e6:.2f} M non-embedding parameters, {args.threads} threads, "
           f"{tokens_per_step} tokens/step, GEMM {peak / 1e9:.1f} GFLOP/s")
     if engine_t:
@@ -293,7 +299,8 @@ def main() -> None:
     print(f"state save blocks training {io['state_save_blocking_s']:.3f} s, written and published after "
           f"{io['state_save_total_s']:.3f} s ({io['state_mb']:.1f} MB) vs weights alone "
           f"{io['weights_only_save_s']:.3f} s ({io['weights_mb']:.1f} MB): ratios "
-          f"{result['save_blocking_ratio']:.2f} (blocking), {result['save_total_ratio']:.2f} (whole write)")
+          f"{result['save_blocking_ratio']:.2f} (blocking), {result['save_total_ratio']:.2f} (whole write); "
+          f"synchronous save {io['state_save_sync_s']:.3f} s, ratio {result['save_sync_ratio']:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 
