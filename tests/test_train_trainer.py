@@ -294,7 +294,7 @@ def test_two_process_fsdp_resumes_and_matches_single_process(uninterrupted, tmp_
     resolve(config)
     launch = Cluster(config).launch_command("tiny", "s", sys.executable, str(DRIVER))
     assert launch == f"{sys.executable} -m torch.distributed.run --standalone --nproc-per-node=2 -- {DRIVER}"
-    block = TRAIN | {"state": {"save_every_steps": 2, "save_every_minutes": 0, "keep": 2}}
+    block = TRAIN | {"state": TRAIN["state"] | {"save_every_steps": 2}}
     launcher = shlex.split(launch)[:-1]
     spec = _spec(tmp_path, tiny_lm, packed_tiny, CKPTS, None, {"step": 11, "signal": "SIGKILL"}, block, world_size=2)
     killed = _drive(tmp_path, "ddp-kill", spec, launcher, check=False)
