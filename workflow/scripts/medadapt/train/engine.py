@@ -337,8 +337,8 @@ class Checkpointer:
         import torch.distributed.checkpoint as dcp
         from torch.distributed.checkpoint.state_dict import get_state_dict
 
-        self.wait()  # one save in flight at a time
         started = time.perf_counter()
+        self.wait()  # one save in flight at a time (waiting for it blocks training too)
         staged = self.root / states.STAGING / f"{states.PREFIX}{step}"
         if self.dist.main:
             staged.mkdir(parents=True, exist_ok=True)
@@ -357,9 +357,9 @@ class Checkpointer:
         else:
             dcp.save(state, checkpoint_id=target, process_group=self.dist.ckpt_group)
             self.pending = (None, step, staged, reason)
+        if wait or not self.cfg.async_save:
+            self.wait()  # published before training goes on
         self.blocked_seconds.append(time.perf_counter() - started)
-        if wait:
-            self.wait()
 
     def done_here(self) -> bool:
         """This rank's part of the pending save is written (or there is none)."""
