@@ -302,7 +302,7 @@ def test_two_process_fsdp_resumes_and_matches_single_process(uninterrupted, tmp_
     # keep: 2. Step 10's state is written in the background: published if both ranks had finished
     # writing it by the end of step 11, else still in staging (and removed by the rerun)
     saved = [s.step for s in states.states(tmp_path / "state")]
-    assert saved in ([8, 10], [6, 8])
+    assert saved in ([8, 10], [7, 8])  # 7: c01's
     _drive(tmp_path, "ddp-rest", _spec(tmp_path, tiny_lm, packed_tiny, ["c02", "c03"], None, None, block,
                                        world_size=2), launcher)
     record = json.loads((tmp_path / "raw-c02" / "training.json").read_text())
