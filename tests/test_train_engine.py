@@ -251,9 +251,12 @@ def _lock_file(state_dir, pid, host=None, job="4242", age=0.0):
     return record
 
 
-def test_second_job_leaves_a_running_segments_state_untouched(tmp_path, tiny_lm, packed_tiny):  # noqa: F811
-    """A live job holds the lock (a real process on this host, fresh heartbeat); a second job for the
-    same segment stops with an error naming it, before touching staging, states or the journal."""
+def test_second_job_leaves_a_running_segments_state_untouched(tmp_path, monkeypatch, tiny_lm,  # noqa: F811
+                                                              packed_tiny):
+    """A live job holds the lock (a real process on this host, fresh heartbeat, and Slurm reports its
+    job running); a second job for the same segment stops with an error naming it, before touching
+    staging, states or the journal."""
+    monkeypatch.setattr(locks, "_slurm_job_running", lambda job: True)  # where squeue exists it asks Slurm
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
         state_dir = tmp_path / "state"
@@ -274,12 +277,14 @@ def test_second_job_leaves_a_running_segments_state_untouched(tmp_path, tiny_lm,
         holder.wait()
 
 
-@pytest.mark.parametrize("host,alive,age,reason", [
-    (None, False, 0.0, r"pid \d+ is not running on"),
-    ("node-gone", True, 7200.0, "its heartbeat is 120.0 minutes old"),
+@pytest.mark.parametrize("host,alive,age,slurm,reason", [
+    (None, False, 0.0, None, r"pid \d+ is not running on"),
+    ("node-gone", True, 7200.0, None, "its heartbeat is 120.0 minutes old"),
+    ("node-other", True, 0.0, False, "Slurm job 4242 is not running"),  # squeue no longer lists it
 ])
 def test_stale_lock_is_taken_over_with_a_journal_line(tmp_path, monkeypatch, tiny_lm, packed_tiny,  # noqa: F811
-                                                      host, alive, age, reason):
+                                                      host, alive, age, slurm, reason):
+    monkeypatch.setattr(locks, "_slurm_job_running", lambda job: slurm)  # None: no squeue here
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     _lock_file(tmp_path / "state", os.getpid() if alive else dead.pid, host=host, age=age)
