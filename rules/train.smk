@@ -67,6 +67,7 @@ rule train:
             ),
             world_size=lambda wc: CLUSTER.train_processes(wc.family, wc.size),
             device=lambda wc: CLUSTER.device(wc.family),
+            peak_tflops=lambda wc: CLUSTER.platform(wc.family).get("peak_tflops"),
             family=lambda wc: wc.family,
             size=lambda wc: wc.size,
         ),

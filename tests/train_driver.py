@@ -6,7 +6,9 @@ SPEC: {"segments": [ckpt names, run in order, each from the previous one's check
        "blocks": file recording every block the model sees ("<step> <md5 of its token ids>" per line,
        rank 0 only; "start <step>" where an attempt begins) or null,
        "signal_at": {"step": N, "signal": "SIGURG" | "SIGKILL"} or null: rank 0 sends it to its own
-       process at the end of optimizer step N - a real signal, not a clean exit}
+       process at the end of optimizer step N - a real signal, not a clean exit,
+       "probe": directory or null: each rank writes probe-<rank>.json there once the model is sharded
+       ({parameter: [is a DTensor, local shape, global shape]})}
 """
 from __future__ import annotations
 
@@ -19,16 +21,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-from medadapt.train import trainer  # noqa: E402
+from medadapt.train import engine, trainer  # noqa: E402
 
 STEP = {"current": 0}
 
 
 def main(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
-    rank0 = int(os.environ.get("RANK", "0")) == 0
-    blocks = open(spec["blocks"], "a", buffering=1) if spec.get("blocks") and rank0 else None
-    load_model = trainer.load_model
+    rank = int(os.environ.get("RANK", "0"))
+    blocks = open(spec["blocks"], "a", buffering=1) if spec.get("blocks") and rank == 0 else None
+    load_model = engine.load_model
 
     def recording_load_model(*args, **kwargs):
         model = load_model(*args, **kwargs)
@@ -40,29 +42,36 @@ def main(spec_path: str) -> None:
             model.register_forward_pre_hook(record, with_kwargs=True)
         return model
 
-    trainer.load_model = recording_load_model
-    on_step_end = trainer.SegmentControl.on_step_end
+    engine.load_model = recording_load_model
+    after_step = engine.Trainer.after_step
     at = spec.get("signal_at")
 
-    def step_end(self, args, state, control, **kwargs):
-        out = on_step_end(self, args, state, control, **kwargs)
-        STEP["current"] = state.global_step
-        if at and rank0 and state.global_step == at["step"]:
+    def step_end(self, step, stop):
+        out = after_step(self, step, stop)
+        STEP["current"] = step
+        if at and rank == 0 and step == at["step"]:
             if blocks:
                 blocks.flush()
             os.kill(os.getpid(), getattr(signal, at["signal"]))
         return out
 
-    on_train_begin = trainer.SegmentControl.on_train_begin
+    run = engine.Trainer.run
 
-    def train_begin(self, args, state, control, **kwargs):
-        STEP["current"] = state.global_step  # where this attempt resumed
+    def begin(self, stop):
+        STEP["current"] = self.step  # where this attempt resumed
         if blocks:
-            blocks.write(f"start {state.global_step}\n")
-        return on_train_begin(self, args, state, control, **kwargs)
+            blocks.write(f"start {self.step}\n")
+        if spec.get("probe"):
+            from torch.distributed.tensor import DTensor
 
-    trainer.SegmentControl.on_step_end = step_end
-    trainer.SegmentControl.on_train_begin = train_begin
+            facts = {name: [isinstance(p, DTensor), list(p.to_local().shape if isinstance(p, DTensor) else p.shape),
+                            list(p.shape)] for name, p in self.model.named_parameters()}
+            Path(spec["probe"]).mkdir(parents=True, exist_ok=True)
+            (Path(spec["probe"]) / f"probe-{rank}.json").write_text(json.dumps(facts))
+        return run(self, stop)
+
+    engine.Trainer.after_step = step_end
+    engine.Trainer.run = begin
     out = Path(spec["out"])
     for ckpt in spec["segments"]:
         index = int(ckpt[1:]) - 1

@@ -73,7 +73,7 @@ def make_plan(blocks: int, seq_len: int, world_size: int, effective_batch_size: 
 def window_mean_loss(history: list[dict], steps: list[int]) -> list[float]:
     """Mean training loss over the optimizer steps since the previous checkpoint.
 
-    A Trainer "loss" log at step s is the mean over the steps since the previous log; logs are
+    A "loss" log entry at step s is the mean over the steps since the previous log; logs are
     forced at every checkpoint step, so each log falls inside exactly one checkpoint window.
     """
     sums, spans, prev = [0.0] * len(steps), [0] * len(steps), 0
@@ -88,17 +88,3 @@ def window_mean_loss(history: list[dict], steps: list[int]) -> list[float]:
         prev = step
     return [s / n if n else float("nan") for s, n in zip(sums, spans)]
 
-
-def fsdp_arguments(fsdp: str, fsdp_config: dict | None, world_size: int) -> dict:
-    """The Trainer's FSDP arguments: none for one process (sharding it is pointless; plain training).
-
-    Checkpoints are saved as whole models, which needs FULL_STATE_DICT (what transformers uses when
-    fsdp_config names none); checked for any world size, so the demo on one CPU already catches it.
-    """
-    state_dict_type = (fsdp_config or {}).get("state_dict_type", "FULL_STATE_DICT")
-    if fsdp and str(state_dict_type).upper() != "FULL_STATE_DICT":
-        raise ValueError("train.fsdp_config.state_dict_type: checkpoints are saved as full models, "
-                         f"use FULL_STATE_DICT (got {state_dict_type})")
-    if not fsdp or world_size <= 1:
-        return {}
-    return {"fsdp": fsdp, **({"fsdp_config": fsdp_config} if fsdp_config else {})}

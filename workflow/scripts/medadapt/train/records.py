@@ -35,8 +35,9 @@ def read_record(ckpt_dir: str | Path) -> dict:
 
 def write_log(ckpts: list[str], log_csv: str, history: str) -> dict:
     """`log_csv`: family, size, ckpt, step, fraction, tokens, flops, train_loss for every checkpoint
-    directory in `ckpts` (in checkpoint order); `history`: the Trainer's log history over the whole
-    run, the plan and config it ran with, and where each segment resumed from."""
+    directory in `ckpts` (in checkpoint order); `history`: the log history over the whole run (per
+    step: loss, grad norm, learning rate, tokens/s, MFU), the plan and config it ran with, and per
+    segment where it resumed from, its throughput and the engine it ran on."""
     import polars as pl
 
     records = [read_record(c) for c in ckpts]
@@ -52,7 +53,9 @@ def write_log(ckpts: list[str], log_csv: str, history: str) -> dict:
         "log_history": [h for r in records for h in r["log_history"]],
         "segments": [{**{k: r[k] for k in ("ckpt", "first_step", "step", "resumed_from_step", "state_saves",
                                             "seconds", "world_size")},
-                      "accelerator": r.get("accelerator")} for r in records],  # older records: null
+                      **{k: r.get(k) for k in ("accelerator", "tokens_per_second", "tokens_per_second_per_device",
+                                               "mfu", "engine")}}  # older records: null
+                     for r in records],
         **{k: last[k] for k in ("run", "plan", "train", "seed", "per_device_batch_size", "model", "packed",
                                 "non_embedding_params", "bf16", "fsdp", "tokens", "flops", "versions")}})
     return {"checkpoints": len(records), "tokens": last["tokens"]}

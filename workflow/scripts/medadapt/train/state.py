@@ -1,15 +1,20 @@
-"""The training state on disk: full Trainer checkpoints (weights, optimizer, LR schedule, RNG states,
-trainer state with the data position and log history) kept in one directory per run, outside every
-job's declared outputs, so that no failed job's clean-up can delete them.
+"""The training state on disk: sharded training states (weights, optimizer, LR schedule, RNG states,
+data position and log history; written by `medadapt.train.engine`) kept in one directory per run,
+outside every job's declared outputs, so that no failed job's clean-up can delete them.
 
 Layout of a run's state directory (`results/train/<family>/<size>/state/`):
 
-    checkpoint-<step>/        a complete state (transformers' own checkpoint format), with
+    checkpoint-<step>/        a complete state:
+      dcp/                    model and AdamW state, one `.distcp` file per rank that wrote it and
+                              DCP's `.metadata` (torch.distributed.checkpoint: loads at any world size)
+      trainer_state.json      step, blocks seen, seed, LR scheduler state, log history
+      rng-rank<r>.pt          each rank's RNG states
       medadapt_state.json     our record: step, the run's fingerprint - written last, so a directory
                               without it is incomplete and never resumed from
-    staging/                  where the Trainer writes a state before it is published (renamed into
-                              place, atomic on one file system); leftovers of a killed save are
-                              removed at the next start
+    staging/                  where a state is written before it is published (renamed into place,
+                              atomic on one file system); leftovers of a killed save are removed at
+                              the next start - by the job holding the lock, never under another's save
+    writer.lock               the job writing this run's states (`medadapt.train.lock`)
     journal.log               one line per event of the run (segment started, state saved and why,
                               stopped by a signal, checkpoint written): a job's own log is replaced
                               when Snakemake retries it, this history is not
@@ -23,22 +28,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from medadapt.io import atomic_path
-
 MARKER = "medadapt_state.json"
 JOURNAL = "journal.log"
-PREFIX = "checkpoint-"  # transformers.trainer_utils.PREFIX_CHECKPOINT_DIR
+PREFIX = "checkpoint-"
 STAGING = "staging"
-# Files of a Trainer checkpoint that are training state, not the model a checkpoint directory gets.
-STATE_ONLY = re.compile(r"^(optimizer.*|scheduler\.pt|scaler\.pt|rng_state.*\.pth|trainer_state\.json|"
-                        r"training_args\.bin|pytorch_model_fsdp.*|" + re.escape(MARKER) + r")$")
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,7 @@ def clear_staging(state_dir: str | Path) -> Path:
 
 
 def publish(saved: str | Path, state_dir: str | Path, record: dict) -> Path:
-    """Mark the Trainer checkpoint `saved` complete and move it into `state_dir` (atomically)."""
+    """Mark the written state `saved` complete and move it into `state_dir` (atomically)."""
     saved = Path(saved)
     (saved / MARKER).write_text(json.dumps(record, indent=2) + "\n")
     target = Path(state_dir) / saved.name
@@ -118,39 +117,3 @@ def rotate(state_dir: str | Path, keep: int, protect: Path) -> list[Path]:
         shutil.rmtree(path, ignore_errors=True)
     return doomed
 
-
-def export_model(state: State, out_dir: str | Path, save_dtype: str | None = None,
-                 record: dict[str, dict] | None = None) -> None:
-    """The model of `state` as a checkpoint directory (weights, config, tokenizer), atomically: what
-    vLLM, lm-eval and mergekit load. Saved for inference (`use_cache` on); weights cast to `save_dtype`
-    (bf16 runs) if given; `record` {file name: JSON object} written beside them. The optimizer and the
-    rest of the state stay in the state directory."""
-    with atomic_path(out_dir) as tmp:
-        tmp.mkdir(parents=True)
-        for f in sorted(state.path.iterdir()):
-            if f.is_file() and not STATE_ONLY.match(f.name):
-                shutil.copy2(f, tmp / f.name)
-        config_path = tmp / "config.json"
-        config = json.loads(config_path.read_text())
-        config["use_cache"] = True
-        config_path.write_text(json.dumps(config, indent=2) + "\n")
-        if save_dtype:
-            cast_saved_weights(tmp, save_dtype)
-        for name, obj in (record or {}).items():
-            (tmp / name).write_text(json.dumps(obj, indent=2, default=str) + "\n")
-
-
-def cast_saved_weights(model_dir: Path, dtype: str) -> None:
-    """Rewrite a saved model's floating-point weights in `dtype` (bf16 runs: half the disk, and raw
-    checkpoints then match the precision of the merged ones they are compared with)."""
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    target = getattr(torch, dtype)
-    for f in sorted(model_dir.glob("*.safetensors")):
-        tensors = {k: v.to(target) if v.is_floating_point() else v for k, v in load_file(f).items()}
-        save_file(tensors, f, metadata={"format": "pt"})
-    cfg_path = model_dir / "config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg["dtype" if "dtype" in cfg else "torch_dtype"] = dtype
-    cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")

@@ -1,15 +1,13 @@
 """Continual pre-training (CPT), one checkpoint segment per job: the `train` stage trains from the
-previous checkpoint's full state to checkpoint k (one epoch over packed blocks in all, log-spaced
+previous checkpoint's state to checkpoint k (one epoch over packed blocks in all, log-spaced
 checkpoints) and writes checkpoint k's model.
 
-The transformers Trainer does the optimisation (AdamW, cosine schedule with warmup over the whole
-epoch: `max_steps` is the epoch's, a segment only stops early; the seed's Table 1: effective batch
-128 sequences, LR 2e-5, weight decay 0.1, warmup ratio 0.1) and, through accelerate, DDP or FSDP
-when launched with torchrun (see `medadapt.cluster.Cluster.launch_command`). Its own checkpoint
-format is the training state (weights, optimizer, scheduler, RNG states, trainer state with the
-data position and the log history) and `resume_from_checkpoint` restores it exactly, skipping the
-batches already seen. `medadapt.train.state` keeps those states outside the job's declared outputs;
-see docs/ARCHITECTURE.md ("Training and checkpoints") for why.
+The optimisation is `medadapt.train.engine` (FSDP2 at every world size, DCP states; the seed's
+Table 1: effective batch 128 sequences, AdamW, LR 2e-5 with cosine decay after a warmup of 10% of
+the epoch's steps - `max_steps` is the epoch's, a segment only stops early -, weight decay 0.1,
+gradients clipped at `train.max_grad_norm`). `medadapt.train.state` keeps the states outside the
+job's declared outputs and `medadapt.train.lock` lets one job at a time write them; see
+docs/ARCHITECTURE.md ("Training and checkpoints") for why.
 
 A segment saves the state at its last step, every `train.state.save_every_steps` steps, every
 `save_every_minutes` minutes, and when it gets a stop signal (SIGURG: the Slurm profiles' warning
@@ -18,22 +16,20 @@ exits with an error so that the retry (or the next run) resumes from that state.
 """
 from __future__ import annotations
 
-import inspect
-import json
 import os
 import signal
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from transformers import TrainerCallback
-
 from medadapt.cluster import GPU_CPUS_ENV
 from medadapt.runtime import software_versions
+from medadapt.train import engine
 from medadapt.train import state as states
 from medadapt.train.compute import non_embedding_params
+from medadapt.train.lock import StateLock
 from medadapt.train.pack import read_stats
-from medadapt.train.plan import Plan, fsdp_arguments, make_plan, window_mean_loss
+from medadapt.train.plan import Plan, make_plan, window_mean_loss
 from medadapt.train.records import RECORD, accelerator_name, read_record
 
 # Stop signals: save the state at the end of the current optimizer step, then exit. SIGURG is ignored
@@ -41,18 +37,12 @@ from medadapt.train.records import RECORD, accelerator_name, read_record
 # so the profiles' `--signal=URG@...` reaches only the training workers; SIGUSR1 is the usual choice
 # where the workers are the step's only processes.
 STOP_SIGNALS = ("SIGURG", "SIGUSR1", "SIGTERM")
+# Keys of the train block that do not change the trajectory: a run that changes them keeps its states.
+NOT_TRAJECTORY = ("state", "logging_steps", "tensorboard", "activation_checkpointing", "compile", "sharding")
 
 
 class TrainingInterrupted(RuntimeError):
     """A stop signal ended the segment early; its state is saved and a rerun resumes from it."""
-
-
-def collate_blocks(features: list[dict]) -> dict:
-    """Packed blocks need no padding; labels are the inputs (the model shifts them)."""
-    import torch
-
-    ids = torch.tensor([f["input_ids"] for f in features], dtype=torch.long)
-    return {"input_ids": ids, "labels": ids.clone()}
 
 
 class StopFlag:
@@ -80,111 +70,6 @@ class StopFlag:
         print(f"[train] {name}: saving the training state at the end of this step, then stopping", flush=True)
 
 
-class SegmentControl(TrainerCallback):
-    """Stops the Trainer at the segment's last step, asks it for a state save there, every N steps,
-    every M minutes and on a stop signal, and publishes each saved state (`medadapt.train.state`)."""
-
-    def __init__(self, stop: int, state_dir: Path, run: str, every_steps: int, every_minutes: float, keep: int):
-        self.stop, self.state_dir, self.run = stop, state_dir, run
-        self.every_steps, self.every_seconds, self.keep = every_steps, every_minutes * 60, keep
-        self.flag = StopFlag()
-        self.trainer = None  # set once the Trainer exists (it needs its callbacks first)
-        self.last_save = time.monotonic()
-        self.saved: list[int] = []
-        self.reason = ""
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.flag.install()
-        self.last_save = time.monotonic()
-
-    def on_train_end(self, args, state, control, **kwargs):
-        self.flag.restore()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        step = state.global_step
-        timed = bool(self.every_seconds) and time.monotonic() - self.last_save >= self.every_seconds
-        timed, signalled = _any_rank(args, timed, self.flag.signal is not None)
-        if step >= self.stop or signalled:
-            control.should_training_stop = True
-        every = bool(self.every_steps) and step % self.every_steps == 0
-        if step >= self.stop or signalled or timed or every:
-            self.reason = ("the segment's end" if step >= self.stop else
-                           f"{self.flag.signal or 'a stop signal (on another rank)'}" if signalled else
-                           f"every {self.every_steps} steps" if every else
-                           f"every {self.every_seconds / 60:g} minutes")
-            control.should_save = True
-            # A loss entry at every save, so that the log windows (and window_mean_loss) of a resumed
-            # run are the uninterrupted run's: the loss summed since the last log is not in the state.
-            control.should_log = True
-        return control
-
-    def on_save(self, args, state, control, **kwargs):
-        accelerator = self.trainer.accelerator
-        accelerator.wait_for_everyone()  # every rank has written its part (e.g. its RNG state)
-        if self.trainer.is_world_process_zero():
-            saved = self.state_dir / states.STAGING / f"{states.PREFIX}{state.global_step}"
-            target = states.publish(saved, self.state_dir, {"step": state.global_step, "run": self.run,
-                                                             "saved_at": time.time()})
-            states.rotate(self.state_dir, self.keep, protect=target)
-            print(f"[train] state saved at step {state.global_step} ({self.reason}): {target}", flush=True)
-            states.journal(self.state_dir, f"state saved at step {state.global_step} ({self.reason})")
-        accelerator.wait_for_everyone()
-        self.last_save = time.monotonic()
-        self.saved.append(state.global_step)
-        return control
-
-
-def _any_rank(args, *flags: bool) -> tuple[bool, ...]:
-    """Each flag, true if it is true on any rank: every rank must save and stop at the same step
-    (saves are collective), though signals and clocks reach the ranks at different times."""
-    import torch
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-        return flags
-    t = torch.tensor([float(f) for f in flags], device=args.device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return tuple(bool(v) for v in t.tolist())
-
-
-def load_model(model_dir: str, attn_implementation: str | None):
-    """fp32 master weights (bf16 runs use autocast); transformers >= 5 would otherwise load bf16."""
-    import torch
-    import transformers
-    from transformers import AutoModelForCausalLM
-
-    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
-    kwargs = {"dtype" if (major, minor) >= (4, 56) else "torch_dtype": torch.float32}
-    if attn_implementation:
-        kwargs["attn_implementation"] = attn_implementation
-    return AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
-
-
-def training_arguments(train: dict, plan: Plan, seed: int, per_device_batch_size: int, work_dir: Path, gpu: bool):
-    """TrainingArguments from the resolved `train` config block and the plan. The Trainer saves only
-    when `SegmentControl` asks it to, into `work_dir` (the state directory's staging area)."""
-    from transformers import TrainingArguments
-
-    params = inspect.signature(TrainingArguments.__init__).parameters
-    # transformers 5 folded warmup_ratio into warmup_steps (a float < 1 is a ratio).
-    warmup = {"warmup_ratio" if "warmup_ratio" in params else "warmup_steps": float(train["warmup_ratio"])}
-    extra = fsdp_arguments(train["fsdp"], train["fsdp_config"], plan.world_size)
-    if train["gradient_checkpointing"]:
-        extra["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
-    return TrainingArguments(
-        output_dir=str(work_dir), max_steps=plan.total_steps, num_train_epochs=1,
-        per_device_train_batch_size=per_device_batch_size,
-        gradient_accumulation_steps=plan.grad_accum, learning_rate=float(train["learning_rate"]),
-        weight_decay=float(train["weight_decay"]), lr_scheduler_type=train["lr_scheduler"], optim=train["optim"],
-        seed=seed, data_seed=seed, bf16=train["bf16"] and gpu,
-        gradient_checkpointing=train["gradient_checkpointing"],
-        dataloader_num_workers=train["dataloader_num_workers"], dataloader_drop_last=True,
-        logging_steps=train["logging_steps"], logging_first_step=True, disable_tqdm=True,
-        dataloader_pin_memory=gpu, use_cpu=not gpu,
-        save_strategy="no", save_total_limit=None, report_to=[], ddp_find_unused_parameters=False,
-        **warmup, **extra)
-
-
 def bind_gpu_cpus() -> list[int] | None:
     """Pin this worker to the CPU cores of its GPU (LUMI-G: each GCD has its own CCD), when the launch
     command exported the platform's `gpu_cpus`; returns the cores, or None without binding."""
@@ -199,10 +84,13 @@ def bind_gpu_cpus() -> list[int] | None:
 
 
 def run_fingerprint(train: dict, seed: int, per_device_batch_size: int, plan: Plan, stats: dict, model: str) -> str:
-    """What makes two runs the same trajectory (the state-saving knobs do not)."""
-    hp = {k: v for k, v in train.items() if k not in ("state", "logging_steps", "dataloader_num_workers")}
-    return states.fingerprint(train=hp, seed=seed, per_device_batch_size=per_device_batch_size, plan=asdict(plan),
-                              data=stats, model=str(Path(model).resolve()))
+    """What makes two runs the same trajectory. Not the state-saving or memory knobs, and not the
+    world size nor the per-device batch: the global batch of every step is the same blocks at any
+    world size (`engine.BlockOrder`), so a state saved on 4 processes resumes on 2. The argument
+    `per_device_batch_size` stays for the callers; it is deliberately left out."""
+    hp = {k: v for k, v in train.items() if k not in NOT_TRAJECTORY + ("per_device_batch_size",)}
+    facts = {k: v for k, v in asdict(plan).items() if k not in ("world_size", "grad_accum")}
+    return states.fingerprint(train=hp, seed=seed, plan=facts, data=stats, model=str(Path(model).resolve()))
 
 
 def _check_previous(previous: str, run: str, first: int) -> None:
@@ -211,12 +99,50 @@ def _check_previous(previous: str, run: str, first: int) -> None:
     if record["run"] != run or record["step"] != first:
         raise RuntimeError(
             f"{previous}: trained by another run (fingerprint {record['run']} at step {record['step']}; this "
-            f"segment is run {run} from step {first}): the data, hyper-parameters or world size changed "
+            f"segment is run {run} from step {first}): the data, hyper-parameters, seed or base model changed "
             "since. Retrain every checkpoint of this run (snakemake --forcerun train) or restore the config.")
 
 
+def _on_rank0(dist_: engine.Dist, action) -> object:
+    """Run `action` on rank 0 only; its exception is raised on every rank (the others must not go
+    on into collectives that rank 0 never joins)."""
+    import torch.distributed as dist
+
+    failure = [None]
+    result = None
+    if dist_.main:
+        try:
+            result = action()
+        except Exception as exc:  # noqa: BLE001 - re-raised below, on every rank
+            failure = [exc]
+    if dist_.world > 1:
+        message = [f"{type(failure[0]).__name__}: {failure[0]}" if failure[0] else None]
+        dist.broadcast_object_list(message, src=0, group=dist_.ckpt_group)
+        if message[0] and not dist_.main:
+            raise RuntimeError(f"rank 0 failed: {message[0]}")
+    if failure[0] is not None:
+        raise failure[0]
+    return result
+
+
+def _throughput(log: list[dict], first: int, plan: Plan, world_size: int, peak_tflops: float | None,
+                n_params: int) -> dict:
+    """The segment's training throughput: tokens/s (all devices, and per device) over its steps
+    (total tokens over total seconds; a log entry covers the steps since the previous one), and MFU
+    where the peak is known."""
+    ends = [int(h["step"]) for h in log]
+    seconds = sum((end - start) * plan.effective_batch_size * plan.seq_len / h["tokens_per_second"]
+                  for start, end, h in zip([first] + ends[:-1], ends, log))
+    if not seconds:  # nothing trained here (the state was already at the checkpoint)
+        return {"tokens_per_second": None, "tokens_per_second_per_device": None, "mfu": None}
+    tps = (ends[-1] - first) * plan.effective_batch_size * plan.seq_len / seconds
+    mfu = 6.0 * n_params * tps / world_size / (peak_tflops * 1e12) if peak_tflops else None
+    return {"tokens_per_second": tps, "tokens_per_second_per_device": tps / world_size, "mfu": mfu}
+
+
 def train(model: str, packed: str, previous: str | None, out_dir: str, state_dir: str, ckpt: str, train: dict,
-          seed: int, per_device_batch_size: int, world_size: int, device: str, family: str, size: str) -> dict:
+          seed: int, per_device_batch_size: int, world_size: int, device: str, family: str, size: str,
+          peak_tflops: float | None = None) -> dict:
     """One segment of the CPT of `model` on the `packed` dataset: train from the state at the previous
     checkpoint (`previous`, None for the first) to checkpoint `ckpt` and write its model to `out_dir`
     with `out_dir/training.json` (its log row - family, size, ckpt, step, fraction, tokens, flops,
@@ -224,10 +150,10 @@ def train(model: str, packed: str, previous: str | None, out_dir: str, state_dir
 
     `train` is the resolved `train:` block; `per_device_batch_size` the family/size's value (it
     overrides train.per_device_batch_size); `world_size` the processes the workflow launched;
-    `device` "cuda" (GPUs: ROCm reports as cuda too) or "cpu".
+    `device` "cuda" (GPUs: ROCm reports as cuda too) or "cpu"; `peak_tflops` the platform's peak
+    dense FLOP/s per device (MFU in the log; None - not computed).
     """
     from datasets import load_from_disk
-    from transformers import AutoTokenizer, Trainer
 
     started = time.time()
     stats = read_stats(packed)
@@ -240,84 +166,88 @@ def train(model: str, packed: str, previous: str | None, out_dir: str, state_dir
     plan = make_plan(len(dataset), int(stats["seq_len"]), world_size, train["effective_batch_size"],
                      per_device_batch_size, train["checkpoints"], packed)
     first, stop = plan.segment(ckpt)
-    sharded = bool(fsdp_arguments(train["fsdp"], train["fsdp_config"], plan.world_size))  # errors before loading
+    cfg = engine.EngineConfig.from_train(train, model, seed, peak_tflops if device == "cuda" else None)
     run = run_fingerprint(train, seed, per_device_batch_size, plan, stats, model)
     state_root = Path(state_dir)
-    main = int(os.environ.get("RANK", "0")) == 0
-    if previous is not None and main:
-        _check_previous(previous, run, first)
-    if main:
-        for old in states.discard_other_runs(state_root, run):
-            states.journal(state_root, f"{ckpt}: deleted the state at step {old.step} of another run "
-                                       f"(fingerprint {old.record['run']}; this run {run})")
-    resume = states.resume_point(state_root, run, stop)  # other runs' states never qualify
-    if first and (resume is None or resume.step < first):
-        print(f"[train] no training state at step {first} (checkpoint {ckpt}'s start) in {state_root}: "
-              f"recomputing from step {resume.step if resume else 0}", flush=True)
     gpu = device == "cuda"
     bf16 = train["bf16"] and gpu
     if train["bf16"] and not bf16:
         print("[train] train.bf16 is set but the job computes on the CPU: training in float32", flush=True)
     cores = bind_gpu_cpus()
-    print(f"[train] {ckpt}: steps {first + 1}..{stop} of {plan.total_steps}, resuming from "
-          f"{resume.path if resume else 'the base model (step 0)'}; cpus {cores or 'unbound'}", flush=True)
+    dist_ = engine.init_distributed(device)
+    journal = (lambda event: states.journal(state_root, event)) if dist_.main else (lambda event: None)
+    lock = StateLock(state_root, float(train["state"]["lock_wait_minutes"]),
+                     float(train["state"]["lock_stale_minutes"]), journal=journal)
 
-    control = None
-    if resume is None or resume.step < stop:
-        tokenizer = AutoTokenizer.from_pretrained(model)
-        lm = load_model(model, train["attn_implementation"])
-        vocab = lm.get_input_embeddings().num_embeddings
+    def start():
+        if previous is not None:
+            _check_previous(previous, run, first)
+        lock.acquire()  # before anything in the state directory is touched
+        try:
+            for old in states.discard_other_runs(state_root, run):
+                journal(f"{ckpt}: deleted the state at step {old.step} of another run "
+                        f"(fingerprint {old.record['run']}; this run {run})")
+            states.clear_staging(state_root)
+        except BaseException:
+            lock.release()
+            raise
+
+    _on_rank0(dist_, start)
+    flag = StopFlag()
+    trainer = None
+    try:
+        resume = states.resume_point(state_root, run, stop)  # other runs' states never qualify
+        if first and (resume is None or resume.step < first):
+            print(f"[train] no training state at step {first} (checkpoint {ckpt}'s start) in {state_root}: "
+                  f"recomputing from step {resume.step if resume else 0}", flush=True)
+        journal(f"{ckpt}: steps {first + 1}..{stop}, resuming from step {resume.step if resume else 0}")
+        print(f"[train] {ckpt}: steps {first + 1}..{stop} of {plan.total_steps}, resuming from "
+              f"{resume.path if resume else 'the base model (step 0)'}; cpus {cores or 'unbound'}; "
+              f"plan {asdict(plan)}", flush=True)
+        n_params = non_embedding_params(model)
+        checkpointer = engine.Checkpointer(state_root, dist_, cfg.checkpoint, {"run": run}, journal)
+        trainer = engine.Trainer(cfg, dist_, dataset, plan.total_steps, plan.effective_batch_size,
+                                 per_device_batch_size, n_params, plan.seq_len, flag, checkpointer,
+                                 log_dir=state_root.parent / "tensorboard")
+        trainer.setup()
+        vocab = trainer.model.get_input_embeddings().num_embeddings
         if int(stats.get("vocab_size", 0)) > vocab:
             raise ValueError(f"{packed}: packed with a {stats['vocab_size']}-token tokenizer "
                              f"({stats.get('tokenizer')}), but {model} embeds only {vocab} tokens")
-        args = training_arguments(train, plan, seed, per_device_batch_size, state_root / states.STAGING, gpu)
-        if args.world_size != plan.world_size:
-            raise RuntimeError(f"WORLD_SIZE={plan.world_size} but the Trainer sees {args.world_size} processes")
-        if args.n_gpu > 1:  # the Trainer would fall back to DataParallel and change the effective batch
-            raise RuntimeError(f"{args.n_gpu} GPUs visible to one process: launch one process per GPU "
-                               "(torchrun) or set CUDA_VISIBLE_DEVICES to one GPU")
-        control = SegmentControl(stop, state_root, run, train["state"]["save_every_steps"],
-                                 train["state"]["save_every_minutes"], train["state"]["keep"])
-        trainer = Trainer(model=lm, args=args, train_dataset=dataset, data_collator=collate_blocks,
-                          processing_class=tokenizer, callbacks=[control])
-        control.trainer = trainer
-        if main:
-            states.clear_staging(state_root)
-            states.journal(state_root, f"{ckpt}: steps {first + 1}..{stop}, resuming from step "
-                                       f"{resume.step if resume else 0}")
-        trainer.accelerator.wait_for_everyone()
-        print(f"[train] plan: {asdict(plan)}", flush=True)
-        trainer.train(resume_from_checkpoint=str(resume.path) if resume else None)
-        if control.flag.signal:
-            if main:
-                states.journal(state_root, f"{ckpt}: stopped by {control.flag.signal} at step "
-                                           f"{trainer.state.global_step}")
+        facts = engine.describe(cfg, dist_, accelerator_name(gpu))
+        print(f"[train] engine: {facts}", flush=True)
+        if resume is not None:
+            trainer.restore(resume.path)
+        flag.install()
+        try:
+            trainer.run(stop)
+        finally:
+            flag.restore()
+        if flag.signal or trainer.step < stop:
+            journal(f"{ckpt}: stopped by {flag.signal or 'a stop signal on another rank'} at step {trainer.step}")
             raise TrainingInterrupted(
-                f"train {family}/{size} {ckpt}: stopped by {control.flag.signal} at step "
-                f"{trainer.state.global_step} of {stop}; the training state is saved in {state_root}, "
-                "and the next attempt resumes from it")
-        if not main:  # rank 0 writes the checkpoint; the job ends when every worker has
-            trainer.accelerator.wait_for_everyone()
-            return {"ckpt": ckpt, "step": stop}
-    elif not main:
-        return {"ckpt": ckpt, "step": stop}
-
-    final = states.resume_point(state_root, run, stop)
-    if final is None or final.step != stop:
-        raise RuntimeError(f"train {family}/{size} {ckpt}: no training state at step {stop} after training")
-    history = json.loads((final.path / "trainer_state.json").read_text())["log_history"]
-    n_params = non_embedding_params(model)
-    row = plan.rows(n_params, window_mean_loss(history, plan.steps), family=family, size=size)[plan.names.index(ckpt)]
-    record = {**row, "first_step": first, "resumed_from_step": resume.step if resume else 0,
-              "run": run, "plan": asdict(plan), "non_embedding_params": n_params, "bf16": bf16,
-              "fsdp": sharded, "world_size": world_size, "accelerator": accelerator_name(gpu), "seed": seed,
-              "per_device_batch_size": per_device_batch_size, "train": train, "model": str(model),
-              "packed": str(packed), "versions": software_versions(),
-              "seconds": round(time.time() - started, 2), "state_saves": control.saved if control else [],
-              "log_history": [h for h in history if first < int(h.get("step", 0)) <= stop]}
-    states.export_model(final, out_dir, save_dtype="bfloat16" if bf16 else None, record={RECORD: record})
-    if control:
-        control.trainer.accelerator.wait_for_everyone()
-    print(f"[train] {ckpt} written: {out_dir} (step {stop}, {row['tokens']} tokens)", flush=True)
-    states.journal(state_root, f"{ckpt}: written at step {stop}")
-    return {k: record[k] for k in ("ckpt", "step", "tokens", "flops", "train_loss", "resumed_from_step")}
+                f"train {family}/{size} {ckpt}: stopped by {flag.signal or 'a stop signal on another rank'} at "
+                f"step {trainer.step} of {stop}; the training state is saved in {state_root}, and the next "
+                "attempt resumes from it")
+        history = trainer.log_history
+        segment_log = [h for h in history if first < int(h.get("step", 0)) <= stop]
+        throughput = _throughput(segment_log, first, plan, world_size, cfg.metrics.peak_tflops, n_params)
+        row = plan.rows(n_params, window_mean_loss(history, plan.steps), family=family,
+                        size=size)[plan.names.index(ckpt)]
+        record = {**row, "first_step": first, "resumed_from_step": resume.step if resume else 0,
+                  "run": run, "plan": asdict(plan), "non_embedding_params": n_params, "bf16": bf16,
+                  "fsdp": 2, "engine": facts, "world_size": world_size, "accelerator": facts["accelerator"],
+                  "seed": seed, "per_device_batch_size": per_device_batch_size, "train": train,
+                  "model": str(model), "packed": str(packed), "versions": software_versions(),
+                  "seconds": round(time.time() - started, 2), "state_saves": checkpointer.saved,
+                  "save_blocking_seconds": [round(s, 4) for s in checkpointer.blocked_seconds],
+                  **throughput, "log_history": segment_log}
+        engine.export_hf(trainer.model, model, out_dir, dist_, "bfloat16" if bf16 else None, {RECORD: record})
+        print(f"[train] {ckpt} written: {out_dir} (step {stop}, {row['tokens']} tokens)", flush=True)
+        journal(f"{ckpt}: written at step {stop}")
+        return {k: record[k] for k in ("ckpt", "step", "tokens", "flops", "train_loss", "resumed_from_step")}
+    finally:
+        if trainer is not None:
+            trainer.close()
+        if dist_.main:
+            lock.release()
