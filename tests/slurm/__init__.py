@@ -297,9 +297,9 @@ class SlurmCluster:
                 self._lock.close()
                 self._lock = None
 
-    def node_exec(self, node: str, *cmd: str, **kw) -> subprocess.CompletedProcess:
-        """Run `cmd` in `node`'s network namespace (as a job there would, host name aside)."""
-        return subprocess.run(["nsenter", f"--net={NETNS / node}", *cmd], capture_output=True, text=True, **kw)
+    def in_node(self, node: str) -> list[str]:
+        """The prefix that runs a command in `node`'s network namespace (as its jobs, host name aside)."""
+        return ["nsenter", f"--net={NETNS / node}"]
 
     def jobs(self) -> list[dict]:
         """Slurm's own record of every finished job (jobcomp/filetxt: KEY=VALUE fields per line)."""
