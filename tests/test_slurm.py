@@ -197,6 +197,8 @@ def job_table(slurm: SlurmCluster) -> list[dict]:
     rows = []
     for rec in slurm.jobs():
         job = slurm.show_job(rec["JobId"])
+        if not job.get("Comment", "").startswith("rule_"):
+            continue  # not the workflow's (the cluster check's srun)
         tres = dict(kv.split("=", 1) for kv in job["TRES"].split(","))
         gpus = job.get("TresPerNode", "").rpartition("gpu:")[2]
         rows.append({"id": int(rec["JobId"]), "job": job["Comment"].removeprefix("rule_"),
