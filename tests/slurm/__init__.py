@@ -33,6 +33,7 @@ import fcntl
 import ipaddress
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -202,11 +203,13 @@ class SlurmCluster:
                 self._network_up()
             self._start_daemons()
             self._wait_idle(timeout)
-        except BaseException:
+        except BaseException as exc:
             logs = sorted((self.root / "log").glob("*.log"))
-            self.stop()
-            raise RuntimeError("the test Slurm did not come up:\n" + "\n".join(
-                f"== {p.name}\n{p.read_text()[-1500:]}" for p in logs)) from None
+            self.stop()  # also on Ctrl-C: no daemons, namespaces or hosts lines left behind
+            if not isinstance(exc, Exception):
+                raise
+            raise RuntimeError(f"the test Slurm did not come up ({exc}):\n" + "\n".join(
+                f"== {p.name}\n{p.read_text()[-1500:]}" for p in logs)) from exc
         return self
 
     def _start_daemons(self) -> None:
@@ -258,17 +261,21 @@ class SlurmCluster:
             _run("ip", "-n", node, "addr", "add", f"{addr}/{prefix}", "dev", IFNAME)
             _run("ip", "-n", node, "link", "set", IFNAME, "up")
             _run("ip", "-n", node, "link", "set", "lo", "up")  # torchrun's workers talk to their agent on it
+        text = HOSTS.read_text()
         with open(HOSTS, "a") as fh:  # appended in place: /etc/hosts may be a bind mount
+            fh.write("" if text.endswith("\n") or not text else "\n")
             fh.writelines(f"{addr} {node} {HOSTS_TAG}\n" for node, addr in self.addresses.items())
 
     def _network_down(self) -> None:
-        """Remove our namespaces, veth pairs, bridge and hosts lines (each only if there)."""
-        names = [f"{NODE_PREFIX}{i}" for i in range(1, max(len(self.nodes), 2) + 1)]
-        for i, node in enumerate(names, 1):
-            if Path(f"/sys/class/net/{VETH}{i}").exists():
-                subprocess.run(["ip", "link", "del", f"{VETH}{i}"], capture_output=True)
-            if (NETNS / node).exists():
-                subprocess.run(["ip", "netns", "del", node], capture_output=True)
+        """Remove our namespaces, veth pairs, bridge and hosts lines, whatever the node count of the
+        test that made them (each only if there, and only by our names)."""
+        ours = re.compile(rf"({re.escape(VETH)}|{re.escape(NODE_PREFIX)})\d+")
+        for link in Path("/sys/class/net").iterdir():
+            if ours.fullmatch(link.name):  # deleting the outer end deletes the pair
+                subprocess.run(["ip", "link", "del", link.name], capture_output=True)
+        for ns in NETNS.glob(f"{NODE_PREFIX}*"):
+            if ours.fullmatch(ns.name):
+                subprocess.run(["ip", "netns", "del", ns.name], capture_output=True)
         if Path(f"/sys/class/net/{BRIDGE}").exists():
             subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
         lines = HOSTS.read_text().splitlines(keepends=True)
