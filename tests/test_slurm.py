@@ -1,9 +1,11 @@
-"""The Slurm profiles, run for real: a private single-node Slurm (tests/slurm), the workflow with a
-profile built from profiles/lumi, and Slurm's own records of what every job got.
+"""The Slurm profiles, run for real: a private two-node Slurm (tests/slurm: each node a network
+namespace and host name of its own on this machine), the workflow with a profile built from
+profiles/lumi, and Slurm's own records of what every job got.
 
 The subset of the demo that runs: two tiny families on the GPU platforms (`nvidia`: one node, two
-GPUs, torchrun standalone; `amd`: one GPU per node and two "nodes", i.e. the multi-node srun +
-torchrun launch with two launchers, on the one test node) trained as 3-checkpoint segment chains,
+GPUs, torchrun standalone; `amd`: one GPU per node on two nodes, i.e. the multi-node srun + torchrun
+launch, one launcher per node, its workers talking over gloo across the nodes' bridge, on the
+nodes' `eth0` as the platform's env says) trained as 3-checkpoint segment chains,
 MCQA of checkpoint 1 (a GPU rule per platform), its SLERP merge (a CPU rule) and the packing (a CPU
 rule). Compute runs on the CPU inside the GPU allocations (`platforms.*.compute_on_cpu`). The
 filtered corpus is given ready (`prebuilt_corpus`, the split-grid setting): the corpus stages are
@@ -13,8 +15,8 @@ While it runs, the test interrupts each family's second segment after its first 
 the nvidia one with `scancel` (SIGTERM, then SIGKILL: preemption), the amd one with
 `scancel --signal=URG` (what the profile's time-limit warning sends). The profile's retry resumes
 from the state each job saved, the first checkpoints survive untouched, the two families' final
-checkpoints are equal (same world size), and checkpoint 1 of the multi-node launch is a single
-process's.
+checkpoints are equal (same world size), and checkpoints 1 and 2 of the multi-node launch are a
+single uninterrupted process's.
 """
 from __future__ import annotations
 
@@ -40,8 +42,9 @@ CKPTS = ("c01", "c02", "c03")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.geteuid() != 0, reason="a test Slurm needs root")]
 
 
-def slurm_config(work: Path) -> dict:
-    """config/demo.yaml with its families on the GPU platforms of the test Slurm."""
+def slurm_config(work: Path, ifname: str) -> dict:
+    """config/demo.yaml with its families on the GPU platforms of the test Slurm (whose nodes'
+    network interface is `ifname`)."""
     config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
     tiny = config["families"].pop("tiny")
     small = {"threads": 1, "mem_mb": 1000}
@@ -50,8 +53,12 @@ def slurm_config(work: Path) -> dict:
                 "cpu_jobs": {"pack": {"threads": 1, "mem_mb": 3000}, "merge": {"threads": 1, "mem_mb": 3500}}},
         "nvidia": {"partition": "nvidia", "gpus_per_node": 2, "cpus_per_gpu": 1, "mem_mb_per_gpu": 2500,
                    "compute_on_cpu": True, "cpu_jobs": {"train": small, "eval": small}},
+        # The multi-node launch: gloo on the nodes' interface (as NCCL_SOCKET_IFNAME=hsn0... on LUMI),
+        # and torchrun's own record of its rendezvous (INFO: which launcher got which ranks, and the
+        # rendezvous node each resolved inside its job step) in the training log.
         "amd": {"partition": "amd", "gpus_per_node": 1, "cpus_per_gpu": 1, "mem_mb_per_gpu": 3000,
-                "compute_on_cpu": True, "cpu_jobs": {"train": small, "eval": small}},
+                "compute_on_cpu": True, "cpu_jobs": {"train": small, "eval": small},
+                "env": {"GLOO_SOCKET_IFNAME": ifname, "LOGLEVEL": "INFO"}},
     }
     models = {"s": tiny["models"]["s"], "m": tiny["models"]["m"]}
     config["families"] = {
@@ -79,12 +86,12 @@ def slurm_config(work: Path) -> dict:
 
 
 def slurm_profile() -> dict:
-    """profiles/lumi with what this machine lacks (an account, apptainer, an accounting database, more
-    than one node) left out, short status polls, and the amd family's two "nodes" placed on the one
-    test node (two srun tasks there)."""
+    """profiles/lumi with what this machine lacks (an account, an accounting database) left out, and
+    short status polls. (The profile deploys no software: GPU rules enter the platform's image
+    themselves, and the test platforms have none.)"""
     profile = yaml.safe_load((ROOT / "profiles" / "lumi" / "config.yaml").read_text())
-    for key in ("software-deployment-method", "apptainer-args", "slurm-status-command"):
-        profile.pop(key)
+    assert "software-deployment-method" not in profile
+    profile.pop("slurm-status-command")
     del profile["default-resources"]["slurm_account"]
     profile["default-resources"]["slurm_partition"] = "cpu"
     profile["slurm-init-seconds-before-status-checks"] = 4
@@ -93,10 +100,11 @@ def slurm_profile() -> dict:
     profile["latency-wait"] = 5
     profile["jobs"] = 20
     train = profile["set-resources"]["train"]
-    # one node for all jobs: no --exclusive (keep the time-limit warning signal)
+    # Two nodes for all jobs: no --exclusive, which would hold both nodes for the two-node training
+    # and queue every other job behind it (keep the time-limit warning signal).
     assert train["slurm_extra"] == "'--exclusive --signal=URG@900'"
     train["slurm_extra"] = "'--signal=URG@900'"
-    train["nodes"] = 1
+    assert "nodes" not in train  # the node count is the config's (platforms, train_gpus)
     return profile
 
 
@@ -110,10 +118,39 @@ def corpus(path: Path, repeat: int) -> None:
 
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory):
-    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm")).start()
-    yield cluster
-    subprocess.run(["scancel", "--quiet", "--user", "root"], env=cluster.env, capture_output=True)
-    cluster.stop()
+    """Two nodes; stopped (daemons, namespaces, bridge, /etc/hosts lines) whatever the tests did."""
+    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"), nodes=2).start()
+    try:
+        yield cluster
+    finally:
+        try:
+            subprocess.run(["scancel", "--quiet", "--user", "root"], env=cluster.env, capture_output=True)
+        finally:
+            cluster.stop()
+
+
+def test_two_nodes_each_in_a_namespace_of_its_own(slurm):
+    """The cluster the launch is tested on: `srun -N2 --ntasks-per-node=1` runs on both nodes, each a
+    host name and address of its own, and a job step there reaches the controller (scontrol: what the
+    launch resolves the rendezvous node with) and the other node by name over the bridge."""
+    first, second = slurm.nodes
+    step = ('echo "$(hostname) $SLURM_NODEID $(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1) '
+            f'$(ip -4 -o addr show {slurm.ifname} | tr -s " " | cut -d" " -f4)"')
+    out = subprocess.run(["srun", "-N2", "--ntasks-per-node=1", "-p", "amd", "--gres=gpu:1", "bash", "-c", step],
+                         env=slurm.env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert sorted(out.stdout.split("\n")[:-1]) == [
+        f"{first} 0 {first} {slurm.addresses[first]}/24", f"{second} 1 {first} {slurm.addresses[second]}/24"]
+    # a listener on the first node's address, reached from the second node by the first's name: the
+    # peer it sees is the second node's address (over the bridge, not loopback)
+    client = [*slurm.in_node(second), sys.executable, "-c",
+              f"import socket, sys; socket.create_connection(('{first}', int(sys.argv[1])), timeout=10)"]
+    server = (f"import socket, subprocess, sys; s = socket.create_server(('{slurm.addresses[first]}', 0)); "
+              "c = subprocess.Popen(sys.argv[1:] + [str(s.getsockname()[1])]); peer = s.accept()[1]; "
+              "print(peer[0], c.wait())")
+    out = subprocess.run([*slurm.in_node(first), sys.executable, "-c", server, *client], capture_output=True,
+                         text=True, timeout=60)
+    assert out.stdout.split() == [slurm.addresses[second], "0"], out.stderr
 
 
 def targets(results: Path) -> list[str]:
@@ -161,10 +198,12 @@ def job_table(slurm: SlurmCluster) -> list[dict]:
     rows = []
     for rec in slurm.jobs():
         job = slurm.show_job(rec["JobId"])
+        if not job.get("Comment", "").startswith("rule_"):
+            continue  # not the workflow's (the cluster check's srun)
         tres = dict(kv.split("=", 1) for kv in job["TRES"].split(","))
         gpus = job.get("TresPerNode", "").rpartition("gpu:")[2]
         rows.append({"id": int(rec["JobId"]), "job": job["Comment"].removeprefix("rule_"),
-                     "partition": rec["Partition"], "nodes": int(rec["NodeCnt"]),
+                     "partition": rec["Partition"], "nodes": int(rec["NodeCnt"]), "nodelist": rec["NodeList"],
                      "tasks": int(job["NumTasks"]), "gpus": int(gpus or 0),
                      "cpus": int(rec["ProcCnt"]), "mem_mb": int(tres["mem"].rstrip("M")),
                      "time_limit_min": rec["TimeLimit"], "state": rec["JobState"]})
@@ -172,7 +211,7 @@ def job_table(slurm: SlurmCluster) -> list[dict]:
 
 
 def print_table(rows: list[dict]) -> None:
-    cols = ["job", "partition", "nodes", "tasks", "gpus", "cpus", "mem_mb", "time_limit_min", "state"]
+    cols = ["job", "partition", "nodes", "nodelist", "tasks", "gpus", "cpus", "mem_mb", "time_limit_min", "state"]
     width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
     print("\n" + " | ".join(c.ljust(width[c]) for c in cols))
     print("-|-".join("-" * width[c] for c in cols))
@@ -185,7 +224,7 @@ def run(slurm, tmp_path_factory):
     work = tmp_path_factory.mktemp("work")
     corpus(work / "finemed.parquet", repeat=1)
     (work / "resources").symlink_to(ROOT / "resources")  # the demo MCQA task reads its items from there
-    (work / "config.yaml").write_text(yaml.safe_dump(slurm_config(work), sort_keys=False))
+    (work / "config.yaml").write_text(yaml.safe_dump(slurm_config(work, slurm.ifname), sort_keys=False))
     (work / "profile").mkdir()
     (work / "profile" / "config.yaml").write_text(yaml.safe_dump(slurm_profile()))
     results = work / "results"
@@ -213,7 +252,7 @@ def test_every_job_got_its_platform_share(run):
         "pack_wildcards_tinyn": ("cpu", 1, 1, 0, 1, 3000),
         "pack_wildcards_tinya": ("cpu", 1, 1, 0, 1, 3000),
         "train_wildcards_tinyn": ("nvidia", 1, 1, 2, 2, 5000),   # 2 GPUs x (1 CPU, 2500 MB)
-        "train_wildcards_tinya": ("amd", 1, 2, 1, 2, 3000),      # 2 launchers x 1 GPU, 1 CPU each
+        "train_wildcards_tinya": ("amd", 2, 2, 1, 2, 6000),      # 2 nodes x (1 launcher, 1 GPU, 1 CPU, 3000 MB)
         "mcqa_wildcards_tinyn": ("nvidia", 1, 1, 1, 1, 2500),      # 1 GPU's share
         "mcqa_wildcards_tinya": ("amd", 1, 1, 1, 1, 3000),
         "merge_wildcards_tinyn": ("cpu", 1, 1, 0, 1, 3500),
@@ -251,12 +290,33 @@ def test_gpu_jobs_saw_their_gpus(run):
         assert "no GPU variables" in (logs / "data" / fam / "pack.log").read_text()
 
 
-def test_multi_node_launch_ran_two_launchers_with_the_rendezvous_resolved_in_the_step(run):
-    log = (run["results"] / "logs" / "train" / "tinya" / "s" / "c02.log").read_text()
-    # the platform's env, expanded on each "node" inside the step: two launchers, node ids 0 and 1
-    record = json.loads((run["results"] / "models" / "tinya" / "s" / "raw-c02" / "training.json").read_text())
+WORKER = re.compile(r"\[medadapt\] rule train .*? host=(\S+) rank=(\d+) local_rank=(\d+) group_rank=(\d+) "
+                    r"world_size=(\d+) ")
+
+
+@pytest.mark.parametrize("ckpt", CKPTS)
+def test_multi_node_launch_ran_one_launcher_per_node(run, slurm, ckpt):
+    """Each segment of the amd family (c02: its retry) ran on both nodes, one torchrun launcher (group
+    rank) on each, every launcher with the rendezvous node it resolved inside its job step: the
+    allocation's first node. Read from Slurm's record, the workers' first log line (host name and
+    torchrun's ranks) and torchrun's own log of its launch configuration and rendezvous."""
+    job = next(r for r in reversed(run["table"]) if r["job"] == f"train_wildcards_tinya_s_{ckpt}")
+    assert (job["nodes"], job["tasks"], job["state"]) == (2, 2, "COMPLETED"), job
+    log = (run["results"] / "logs" / "train" / "tinya" / "s" / f"{ckpt}.log").read_text()
+    workers = sorted((int(g), host, int(rank), int(local), int(world)) for host, rank, local, g, world
+                     in WORKER.findall(log))
+    # group rank 0 on one node and 1 on the other, one worker each (1 GPU per node)
+    assert [(g, rank, local, world) for g, _, rank, local, world in workers] == [(0, 0, 0, 2), (1, 1, 0, 2)], log
+    assert sorted(host for _, host, *_ in workers) == sorted(slurm.nodes), log
+    endpoints = re.findall(r"rdzv_endpoint\s+: (\S+)", log)
+    assert len(endpoints) == 2 and len(set(endpoints)) == 1, log
+    host, port = endpoints[0].split(":")
+    assert host == slurm.nodes[0] and 29500 <= int(port) < 30500
+    # torchrun's rendezvous: both launchers in one group of 2, its master the node of group rank 0
+    assert re.findall(r"group_world_size=(\d+)", log) == ["2", "2"], log
+    assert re.findall(r"master_addr=(\S+)", log) == [workers[0][1]] * 2, log
+    record = json.loads((run["results"] / "models" / "tinya" / "s" / f"raw-{ckpt}" / "training.json").read_text())
     assert record["world_size"] == 2 and record["plan"]["world_size"] == 2
-    assert log.count("[medadapt] rule train") == 2  # one per worker (2 launchers x 1 GPU)
 
 
 @pytest.mark.parametrize("family,signal", [("tinyn", "SIGTERM"), ("tinya", "SIGURG")])
@@ -284,9 +344,10 @@ def test_interrupted_training_resumed_and_lost_no_checkpoint(run, family, signal
 
 
 def test_resumed_checkpoints_equal_uninterrupted_and_single_process(run, tmp_path):
-    """The cancelled-and-resumed nvidia run (torchrun, 2 workers) ends where the uninterrupted amd run
-    (srun, 2 launchers x 1 worker: the multi-node launch) does; and the multi-node launch's first
-    checkpoint is a single process's (2 ranks x 4 blocks vs 1 process x 4 x 2 accumulation)."""
+    """The cancelled-and-resumed nvidia run (torchrun, 2 workers on one node) ends where the
+    SIGURG-stopped and resumed amd run (srun, 2 nodes x 1 worker) does, at every checkpoint; and the
+    two-node run's checkpoints 1 and 2 (its resumed segment) are those of one process trained
+    without interruption (2 ranks x 4 blocks vs 1 process x 4 x 2 accumulation)."""
     import torch
     from safetensors.torch import load_file
 
@@ -297,14 +358,24 @@ def test_resumed_checkpoints_equal_uninterrupted_and_single_process(run, tmp_pat
     for ckpt in CKPTS:
         resumed = load_file(models / "tinyn" / "s" / f"raw-{ckpt}" / "model.safetensors")
         launchers = load_file(models / "tinya" / "s" / f"raw-{ckpt}" / "model.safetensors")
+        assert resumed.keys() == launchers.keys()
         for name in resumed:
             torch.testing.assert_close(resumed[name], launchers[name], rtol=1e-5, atol=1e-6)
+    records = {fam: json.loads((models / fam / "s" / "raw-c02" / "training.json").read_text()) for fam in FAMILIES}
+    for key in ("engine", "fsdp"):  # the training engine, where the record names it: the same on both launches
+        if key in records["tinya"]:
+            assert records["tinya"][key] == records["tinyn"][key], key
     config = load(run["work"] / "config.yaml")
-    train(model=str(models / "tinya" / "s" / "base"), packed=str(run["results"] / "data" / "tinya" / "packed"),
-          previous=None, out_dir=str(tmp_path / "single"), state_dir=str(tmp_path / "state"), ckpt="c01",
-          train=config["train"], seed=config["seed"], per_device_batch_size=4, world_size=1, device="cpu",
-          family="tinya", size="s")
-    single = load_file(tmp_path / "single" / "model.safetensors")
-    launchers = load_file(models / "tinya" / "s" / "raw-c01" / "model.safetensors")
-    for name in single:
-        torch.testing.assert_close(launchers[name], single[name], rtol=1e-4, atol=1e-5)
+    previous = None
+    for ckpt in CKPTS[:2]:
+        out = tmp_path / f"single-{ckpt}"
+        train(model=str(models / "tinya" / "s" / "base"), packed=str(run["results"] / "data" / "tinya" / "packed"),
+              previous=previous, out_dir=str(out), state_dir=str(tmp_path / "state"), ckpt=ckpt,
+              train=config["train"], seed=config["seed"], per_device_batch_size=4, world_size=1, device="cpu",
+              family="tinya", size="s")
+        single = load_file(out / "model.safetensors")
+        launchers = load_file(models / "tinya" / "s" / f"raw-{ckpt}" / "model.safetensors")
+        assert single.keys() == launchers.keys()
+        for name in single:
+            torch.testing.assert_close(launchers[name], single[name], rtol=1e-4, atol=1e-5, msg=f"{ckpt} {name}")
+        previous = str(out)

@@ -272,6 +272,16 @@ def gpu_environment() -> str:
     return " ".join(f"{v}={os.environ[v]}" for v in GPU_VARS if v in os.environ) or "no GPU variables"
 
 
+# Set by torchrun in each worker: its rank, its index on its node, and its launcher's (node's) index.
+RANK_VARS = ("RANK", "LOCAL_RANK", "GROUP_RANK", "WORLD_SIZE")
+
+
+def launch_ranks() -> str:
+    """Where a worker of a distributed launch sits (with the host name in the job's first log line,
+    it shows which launcher ran on which node); "" for a single process."""
+    return "".join(f" {v.lower()}={os.environ[v]}" for v in RANK_VARS if v in os.environ)
+
+
 def check_gpus(job: Job, device_count: Callable[[], int] | None = None) -> None:
     """A job placed on GPUs must see exactly those (per node; torchrun workers see the node's):
     without the GPU software (e.g. no container on LUMI) torch would quietly compute on the CPU
@@ -308,7 +318,7 @@ def run_job(job: Job, fn: Callable[..., Any] | None = None) -> Any:
     kwargs = bind(fn, job)
     start = time.time()
     with redirect_output(job.log):
-        print(f"[medadapt] rule {job.rule} wildcards={job.wildcards} host={platform.node()} "
+        print(f"[medadapt] rule {job.rule} wildcards={job.wildcards} host={platform.node()}{launch_ranks()} "
               f"{gpu_environment()}", flush=True)
         try:
             check_earlier_attempt(job)
