@@ -55,9 +55,9 @@ rule corpus_annotate:
         ),
         runtime=720,
     params:
+        **split_settings(annotator=("corpus.annotator", annotator_config)),
         chunk=lambda wc: int(wc.chunk),
         n_chunks=config["corpus"]["annotator"]["chunks"],
-        annotator=annotator_config,
         cache_dir=f"{R}/corpus/annotations/cache",
         ledger=ANNOTATION_LEDGER,
     script:

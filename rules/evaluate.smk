@@ -65,7 +65,7 @@ if TRANSLATE:
             **CLUSTER.corpus_resources(TRANSLATE["tensor_parallel_size"]),
             runtime=240,
         params:
-            translate=TRANSLATE,
+            **split_settings(translate=("generate.translate", TRANSLATE)),
             cache_dir=f"{R}/data/eval/translate/cache",
             ledger=TRANSLATE_LEDGER,
         script:

@@ -53,14 +53,19 @@ rule train:
         **CLUSTER.by_wildcards("train"),
         runtime=2880,
         launch=train_launch,
+    # The study settings are recorded params (a change retrains); the run knobs (state saves,
+    # logging) and where the state lives reach the job's JSON only (medadapt.settings).
     params:
-        job=stage_job(
+        **stage_params(
             per_process=lambda wc, threads: CLUSTER.omp_threads(
                 wc.family, wc.size, threads
             ),
-            state_dir=train_state_dir,
+            run=dict(
+                state_dir=train_state_dir,
+                train=run_knobs(config["train"], "train"),
+            ),
             ckpt=lambda wc: wc.ckpt,
-            train=config["train"],
+            train=study(config["train"], "train"),
             seed=config["seed"],
             per_device_batch_size=lambda wc: per_device_batch_size(
                 config, wc.family, wc.size
