@@ -212,6 +212,7 @@ def stage_params(per_process=None, run=None, **settings):
             }
         )
 
+    job.medadapt_run = set(run or {})
     return {**settings, "job": _unrecorded(job)}
 
 
