@@ -22,7 +22,7 @@ from medadapt.settings import config_differences, digest, study_config
 
 RECORD = ".medadapt-config.json"
 # Keys named in the error at most (a changed family grid can differ in hundreds).
-SHOWN = 12
+SHOWN = 30
 
 
 class ForeignResults(ValueError):
@@ -55,12 +55,14 @@ def check(config: dict, results: str | os.PathLike, accept: bool = False,
     differing = config_differences(recorded, study_config(config))
     if not differing or accept or marker_path(results, workdir).exists():
         return differing
+    sections = ", ".join(dict.fromkeys(key.split(".")[0] for key in differing))
     shown = ", ".join(differing[:SHOWN]) + (f" and {len(differing) - SHOWN} more" if len(differing) > SHOWN else "")
     raise ForeignResults(
         f"{path}: the results in {results} were made with another config, and this working "
         f"directory holds no Snakemake metadata for them (a copied results directory?), so "
-        f"Snakemake cannot tell which outputs the difference touches. Differing keys: {shown}. "
-        f"Use another `results` directory, or run with `--config accept_foreign_results=true` "
+        f"Snakemake cannot tell which outputs the difference touches. The config differs in the "
+        f"sections {sections}; in the keys {shown}. "
+        f"Use another `results` directory, or run with `--config accept_foreign_results=True` "
         f"to take the existing outputs as they are.")
 
 
