@@ -161,7 +161,7 @@ def _unrecorded(fn):
 
 
 def split_settings(**blocks):
-    """Params for a script rule whose config blocks hold run knobs: name=(config key, block or a
+    """Params of a `script:` job whose config blocks hold run knobs. name=(config key, block or a
     function of the wildcards) gives the param `name` (the block's study settings, recorded) and
     one `run_knobs` param (every block's run knobs, unrecorded), which medadapt.runtime merges back
     into `name` before the stage sees it."""
@@ -186,7 +186,7 @@ def _named(files):
 
 
 def stage_params(per_process=None, run=None, **settings):
-    """The params of a shell rule (`medadapt stage RULE --job JSON`): every setting as its own param
+    """The params of a `shell:` job, `medadapt stage RULE --job JSON`. Every setting is its own param
     (values or functions of the wildcards: recorded, so a changed setting reruns the job), and
     `job`, the JSON the stage reads: the settings with `run` (run knobs, same form) merged over
     them, named input/output, threads, wildcards and the GPUs the job must see
