@@ -44,7 +44,7 @@ include: "rules/report.smk"
 # Record which study settings made the results directory (medadapt.results_record), before any
 # job writes to it; dry runs do not start and record nothing.
 onstart:
-    results_record.write(config, R)
+    results_record.write(config, R, derived=DERIVED_SETTINGS)
 
 
 rule all:

@@ -42,8 +42,20 @@ GRID = Grid(config)
 R = config["results"]
 # No output of one config is taken for another's (medadapt.results_record): a results directory
 # made with other study settings, without this working directory's metadata, stops the run here.
+# Hardware settings are run knobs, but the device (bf16 on GPUs) and the number of training
+# processes they give each run change what training computes: recorded with the settings.
+DERIVED_SETTINGS = {
+    f"{f}/{s}": {
+        "device": CLUSTER.device(f),
+        "train_processes": CLUSTER.train_processes(f, s),
+    }
+    for f in GRID.families()
+    for s in GRID.adapted(f)
+}
 try:
-    _DIFFERING = results_record.check(config, R, config["accept_foreign_results"])
+    _DIFFERING = results_record.check(
+        config, R, config["accept_foreign_results"], derived=DERIVED_SETTINGS
+    )
 except results_record.ForeignResults as exc:
     raise WorkflowError(str(exc)) from None
 if _DIFFERING and config["accept_foreign_results"]:

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from medadapt import results_record
 from medadapt.results_record import RECORD
 from medadapt.settings import RUN_KNOBS, run_knobs, study, with_run_knobs
 from workflow_dir import ROOT, make_workdir, run_snakemake
@@ -281,3 +282,24 @@ def test_nested_and_wildcard_knobs():
 def test_study_settings_do_not_depend_on_key_order():
     a = {"learning_rate": 1, "seq_len": 2}
     assert repr(study(a, "train")) == repr(study(dict(reversed(a.items())), "train"))
+
+
+def test_the_record_stops_only_foreign_results_of_other_settings(tmp_path):
+    config = {"results": "r", "seed": 1, "train": {"learning_rate": 0.1, "logging_steps": 1}}
+    results, here, elsewhere = tmp_path / "results", tmp_path / "here", tmp_path / "elsewhere"
+    assert results_record.check(config, results, workdir=here) == []  # nothing recorded yet
+    results_record.write(config, results, workdir=here, derived={"tiny/s": {"device": "cpu"}})
+    derived = {"tiny/s": {"device": "cpu"}}
+    knobs_only = copy.deepcopy(config) | {"results": "other"}
+    knobs_only["train"]["logging_steps"] = 9
+    assert results_record.check(knobs_only, results, workdir=elsewhere, derived=derived) == []
+    other = copy.deepcopy(config)
+    other["train"]["learning_rate"] = 0.2
+    # here, Snakemake's metadata covers the results: its triggers rerun what changed
+    assert results_record.check(other, results, workdir=here, derived=derived) == ["train.learning_rate"]
+    with pytest.raises(results_record.ForeignResults, match=r"sections train; in the keys train\.learning_rate\."):
+        results_record.check(other, results, workdir=elsewhere, derived=derived)
+    with pytest.raises(results_record.ForeignResults, match=r"in the keys derived\.tiny/s\.device"):
+        results_record.check(config, results, workdir=elsewhere, derived={"tiny/s": {"device": "cuda"}})
+    assert results_record.check(other, results, accept=True, workdir=elsewhere, derived=derived) == [
+        "train.learning_rate"]

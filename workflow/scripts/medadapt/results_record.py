@@ -40,8 +40,14 @@ def marker_path(results: str | os.PathLike, workdir: str | os.PathLike = ".") ->
     return Path(workdir) / ".snakemake" / "medadapt" / f"results-{key}.json"
 
 
+def settings_of(config: dict, derived: dict | None = None) -> dict:
+    """What the record holds: the study settings, and `derived` (what the hardware settings, run
+    knobs themselves, make of the computation, e.g. each run's device and training processes)."""
+    return {**study_config(config), **({"derived": derived} if derived else {})}
+
+
 def check(config: dict, results: str | os.PathLike, accept: bool = False,
-          workdir: str | os.PathLike = ".") -> list[str]:
+          workdir: str | os.PathLike = ".", derived: dict | None = None) -> list[str]:
     """The study-setting keys in which `config` differs from the record of `results` ([] where
     there is no record, or none differ). Raises ForeignResults where they differ and this working
     directory's metadata does not cover `results`, unless `accept`."""
@@ -52,7 +58,7 @@ def check(config: dict, results: str | os.PathLike, accept: bool = False,
         recorded = json.loads(path.read_text())["settings"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ForeignResults(f"{path}: not a results record ({exc}); delete it to start over") from None
-    differing = config_differences(recorded, study_config(config))
+    differing = config_differences(recorded, settings_of(config, derived))
     if not differing or accept or marker_path(results, workdir).exists():
         return differing
     sections = ", ".join(dict.fromkeys(key.split(".")[0] for key in differing))
@@ -66,10 +72,11 @@ def check(config: dict, results: str | os.PathLike, accept: bool = False,
         f"to take the existing outputs as they are.")
 
 
-def write(config: dict, results: str | os.PathLike, workdir: str | os.PathLike = ".") -> None:
+def write(config: dict, results: str | os.PathLike, workdir: str | os.PathLike = ".",
+          derived: dict | None = None) -> None:
     """Record the run's study settings in `results` and note that this working directory's metadata
     covers it (at the start of a run, before any job writes an output)."""
-    settings = study_config(config)
+    settings = settings_of(config, derived)
     record = {"digest": digest(settings), "settings": settings}
     write_json(record_path(results), record)
     marker = marker_path(results, workdir)
