@@ -40,10 +40,8 @@ LEFT_OUT = select_platforms(config)
 SPLIT = bool(config["run_platforms"] or config["prebuilt_corpus"])
 GRID = Grid(config)
 R = config["results"]
-# No output of one config is taken for another's (medadapt.results_record): a results directory
-# made with other study settings, without this working directory's metadata, stops the run here.
 # Hardware settings are run knobs, but the device (bf16 on GPUs) and the number of training
-# processes they give each run change what training computes: recorded with the settings.
+# processes they give each run change what training computes: recorded with the study settings.
 DERIVED_SETTINGS = {
     f"{f}/{s}": {
         "device": CLUSTER.device(f),
@@ -52,6 +50,8 @@ DERIVED_SETTINGS = {
     for f in GRID.families()
     for s in GRID.adapted(f)
 }
+# No output of one config is taken for another's (medadapt.results_record): a results directory
+# made with other study settings, without this working directory's metadata, stops the run here.
 try:
     _DIFFERING = results_record.check(
         config, R, config["accept_foreign_results"], derived=DERIVED_SETTINGS
