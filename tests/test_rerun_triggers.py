@@ -91,7 +91,7 @@ def changed_config(work: Path, changes: dict[str, object]) -> str:
         *head, last = key.split(".")
         node = cfg
         for part in head:
-            node = node[part]
+            node = node.setdefault(part, {})  # a block the demo leaves to the schema's defaults
         assert node.get(last) != value, f"{key}: the demo has {value!r} already"
         node[last] = value
     path = work / "changed.yaml"
@@ -136,6 +136,15 @@ STUDY_SETTINGS = {
     "judge model": ({"judge.model": "another-judge"},
                     lambda job: job["rule"] == "judge" or job["wildcards"].get("role") == "judge"),
     "corpus threshold": ({"corpus.threshold": 0.6}, rules("corpus_shard_stats", "corpus_filter", "corpus_validate")),
+    "annotator answer length": ({"corpus.annotator.max_tokens": 8}, rules("corpus_annotate")),
+    "classifier epochs": ({"corpus.classifier.epochs": 2}, rules("corpus_classifier")),
+    "pre-training": ({"families.tiny.pretrain.learning_rate": 1.0e-3}, rules("model_pretrain")),
+    "generation": ({"generate.max_tokens": 64}, rules("generate")),
+    "stand-in judge": ({"judge.serve.reference.noise": 0.2},
+                       lambda job: job["rule"] == "judge" or job["wildcards"].get("role") == "judge"),
+    "Davidson fit": ({"fit.n_boot": 200}, rules("fit")),
+    "failure modes": ({"failure_modes.min_words": 4}, rules("failure_modes")),
+    "MCQA tests in the tables": ({"mcqa.alpha": 0.01}, rules("tables")),
     "seed": ({"seed": 4321}, rules("corpus_sample", "corpus_classifier", "aux_model", "model_pretrain", "pack",
                                    "train", "generate", "fit", "tables")),
 }
