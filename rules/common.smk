@@ -58,6 +58,12 @@ try:
     )
 except results_record.ForeignResults as exc:
     raise WorkflowError(str(exc)) from None
+if results_record.unrecorded(R):
+    print(
+        f"medadapt: {R} holds outputs but no record of the config that made them "
+        f"({results_record.RECORD}); they are taken as they are",
+        file=sys.stderr,
+    )
 if _DIFFERING and config["accept_foreign_results"]:
     print(
         f"medadapt: accept_foreign_results - taking {R} as it is, although its record differs in "

@@ -297,8 +297,13 @@ def test_the_record_stops_only_foreign_results_of_other_settings(tmp_path):
     config = {"results": "r", "seed": 1, "train": {"learning_rate": 0.1, "logging_steps": 1}}
     results, here, elsewhere = tmp_path / "results", tmp_path / "here", tmp_path / "elsewhere"
     assert results_record.check(config, results, workdir=here) == []  # nothing recorded yet
+    assert not results_record.unrecorded(results, workdir=here)
+    (results / "tables").mkdir(parents=True)
+    assert results_record.unrecorded(results, workdir=here)  # outputs of an unknown config: warned
     results_record.write(config, results, workdir=here, derived={"tiny/s": {"device": "cpu"}})
     derived = {"tiny/s": {"device": "cpu"}}
+    assert not results_record.unrecorded(results, workdir=here)
+    assert not results_record.unrecorded(results, workdir=elsewhere)  # recorded: checked, not warned
     knobs_only = copy.deepcopy(config) | {"results": "other"}
     knobs_only["train"]["logging_steps"] = 9
     assert results_record.check(knobs_only, results, workdir=elsewhere, derived=derived) == []

@@ -72,6 +72,14 @@ def check(config: dict, results: str | os.PathLike, accept: bool = False,
         f"to take the existing outputs as they are.")
 
 
+def unrecorded(results: str | os.PathLike, workdir: str | os.PathLike = ".") -> bool:
+    """Whether `results` holds outputs but no record, and this working directory never ran in it:
+    outputs of an unknown config (e.g. copied from a run made before records existed)."""
+    path = Path(results)
+    return (path.is_dir() and not record_path(path).exists() and any(path.iterdir())
+            and not marker_path(path, workdir).exists())
+
+
 def write(config: dict, results: str | os.PathLike, workdir: str | os.PathLike = ".",
           derived: dict | None = None) -> None:
     """Record the run's study settings in `results` and note that this working directory's metadata

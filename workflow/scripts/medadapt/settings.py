@@ -8,8 +8,8 @@ rule's job JSON; a script rule's `run_knobs` param, merged back by `with_run_kno
 study setting then reruns exactly the jobs that use it; changing a run knob reruns nothing.
 
 `RUN_KNOBS` is the one list of run knobs (dotted config keys; `*` matches any key at that level).
-The same split names what a results directory was made with (`study_config`, `config_differences`):
-see the Snakefile's foreign-results check.
+The same split names what a results directory was made with (`study_config`, `config_differences`;
+see medadapt.results_record).
 """
 from __future__ import annotations
 
