@@ -61,7 +61,8 @@ except results_record.ForeignResults as exc:
 if results_record.unrecorded(R):
     print(
         f"medadapt: {R} holds outputs but no record of the config that made them "
-        f"({results_record.RECORD}); they are taken as they are",
+        f"({results_record.RECORD}, written from the next run on); only Snakemake's metadata,"
+        " where this working directory has it, tells what changed",
         file=sys.stderr,
     )
 if _DIFFERING and config["accept_foreign_results"]:
