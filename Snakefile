@@ -41,6 +41,12 @@ include: "rules/judge.smk"
 include: "rules/report.smk"
 
 
+# Record which study settings made the results directory (medadapt.results_record), before any
+# job writes to it; dry runs do not start and record nothing.
+onstart:
+    results_record.write(config, R, derived=DERIVED_SETTINGS)
+
+
 rule all:
     default_target: True
     input:

@@ -17,6 +17,13 @@ from medadapt.config import (
     per_device_batch_size,
     resolve,
 )  # noqa: E402
+from medadapt.settings import (
+    RUN_KNOBS_PARAM,
+    run_knobs,
+    study,
+    with_run_knobs,
+)  # noqa: E402
+from medadapt import results_record  # noqa: E402
 
 # First of all: validate the config and fill in every default the schema defines (one place).
 try:
@@ -35,6 +42,37 @@ LEFT_OUT = select_platforms(config)
 SPLIT = bool(config["run_platforms"] or config["prebuilt_corpus"])
 GRID = Grid(config)
 R = config["results"]
+# Hardware settings are run knobs, but the device they give each run (bf16 on GPUs) changes what
+# training computes: recorded with the study settings. (Its number of training processes does not:
+# every world size trains on the same global batches, medadapt.train.engine.)
+DERIVED_SETTINGS = {
+    f"{f}/{s}": {
+        "device": CLUSTER.device(f),
+    }
+    for f in GRID.families()
+    for s in GRID.adapted(f)
+}
+# No output of one config is taken for another's (medadapt.results_record): a results directory
+# made with other study settings, without this working directory's metadata, stops the run here.
+try:
+    _DIFFERING = results_record.check(
+        config, R, config["accept_foreign_results"], derived=DERIVED_SETTINGS
+    )
+except results_record.ForeignResults as exc:
+    raise WorkflowError(str(exc)) from None
+if results_record.unrecorded(R):
+    print(
+        f"medadapt: {R} holds outputs but no record of the config that made them "
+        f"({results_record.RECORD}, written from the next run on); only Snakemake's metadata,"
+        " where this working directory has it, tells what changed",
+        file=sys.stderr,
+    )
+if _DIFFERING and config["accept_foreign_results"]:
+    print(
+        f"medadapt: accept_foreign_results - taking {R} as it is, although its record differs in "
+        + ", ".join(_DIFFERING[: results_record.SHOWN]),
+        file=sys.stderr,
+    )
 CKPTS = GRID.ckpts()
 # Every rule enters the library through this one file (see medadapt.runtime).
 ENTRY = str(Path(workflow.basedir) / "workflow" / "scripts" / "medadapt_entry.py")
@@ -148,16 +186,62 @@ def _named(files):
 CRITICAL_PATH = 10
 
 
-# --- shell rules: the job as JSON for `medadapt stage` (script rules get it from Snakemake) ------
-def stage_job(per_process=None, **params):
-    """A params function: the job's named input/output, `params` (values or functions of the
-    wildcards), threads, wildcards and the GPUs it must see (resources.expect_gpus), as the JSON
-    `medadapt stage RULE --job` reads. `per_process`, a function of (wildcards, job threads), gives
-    the threads of each process (torchrun workers).
+# --- params: study settings recorded, run knobs not (medadapt.settings) ---------------------------
+# Snakemake records a param (and reruns a job when it changes) only when the param is a value or a
+# function of the wildcards; a function that takes threads or resources is never recorded. Study
+# settings are therefore plain params; run knobs reach the job through functions of threads.
+def _evaluate(values, wildcards):
+    return {k: v(wildcards) if callable(v) else v for k, v in values.items()}
+
+
+def _unrecorded(fn):
+    """Marks a param function that Snakemake does not record: it must carry run knobs only
+    (tests/test_rerun_triggers.py checks every rule)."""
+    fn.medadapt_unrecorded = True
+    return fn
+
+
+def split_settings(**blocks):
+    """Params of a `script:` job whose config blocks hold run knobs. name=(config key, block or a
+    function of the wildcards) gives the param `name` (the block's study settings, recorded) and
+    one `run_knobs` param (every block's run knobs, unrecorded), which medadapt.runtime merges back
+    into `name` before the stage sees it."""
+
+    def recorded(section, block):
+        return lambda wc: study(block(wc) if callable(block) else block, section)
+
+    def knobs(wildcards, threads):
+        return {
+            name: run_knobs(block(wildcards) if callable(block) else block, section)
+            for name, (section, block) in blocks.items()
+        }
+
+    return {
+        **{name: recorded(*spec) for name, spec in blocks.items()},
+        RUN_KNOBS_PARAM: _unrecorded(knobs),
+    }
+
+
+def _named(files):
+    return {k: v if isinstance(v, str) else list(v) for k, v in files.items()}
+
+
+def stage_params(per_process=None, run=None, **settings):
+    """The params of a `shell:` job, `medadapt stage RULE --job JSON`. Every setting is its own param
+    (values or functions of the wildcards: recorded, so a changed setting reruns the job), and
+    `job`, the JSON the stage reads: the settings with `run` (run knobs, same form) merged over
+    them, named input/output, threads, wildcards and the GPUs the job must see
+    (resources.expect_gpus). `per_process`, a function of (wildcards, job threads), gives the
+    threads of each process (torchrun workers).
     """
 
     def job(wildcards, input, output, threads, resources):
-        values = {k: v(wildcards) if callable(v) else v for k, v in params.items()}
+        values = with_run_knobs(
+            {
+                **_evaluate(settings, wildcards),
+                RUN_KNOBS_PARAM: _evaluate(run or {}, wildcards),
+            }
+        )
         return json.dumps(
             {
                 "input": _named(input),
@@ -169,7 +253,8 @@ def stage_job(per_process=None, **params):
             }
         )
 
-    return job
+    job.medadapt_run = set(run or {})
+    return {**settings, "job": _unrecorded(job)}
 
 
 # --- models -------------------------------------------------------------------------------------

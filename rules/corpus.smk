@@ -81,10 +81,13 @@ rule corpus_annotate:
         runtime=720,
         entry=gpu_entry("corpus"),
     params:
-        job=stage_job(
+        **stage_params(
+            run=dict(
+                annotator=lambda wc: run_knobs(annotator_config(wc), "corpus.annotator")
+            ),
+            annotator=lambda wc: study(annotator_config(wc), "corpus.annotator"),
             chunk=lambda wc: int(wc.chunk),
             n_chunks=config["corpus"]["annotator"]["chunks"],
-            annotator=annotator_config,
             cache_dir=f"{R}/corpus/annotations/cache",
             ledger=ANNOTATION_LEDGER,
         ),
@@ -110,7 +113,7 @@ rule corpus_classifier:
         runtime=720,
         entry=gpu_entry("corpus"),
     params:
-        job=stage_job(
+        **stage_params(
             classifier=config["corpus"]["classifier"],
             seed=config["seed"],
         ),
@@ -140,7 +143,7 @@ rule corpus_classify:
         runtime=240,
         entry=gpu_entry("corpus"),
     params:
-        job=stage_job(
+        **stage_params(
             names=group_shard_names,
             parts_dir=CLASSIFY_PARTS,
             max_length=config["corpus"]["classify"]["max_length"],

@@ -66,8 +66,9 @@ if TRANSLATE:
             runtime=240,
             entry=gpu_entry("corpus"),
         params:
-            job=stage_job(
-                translate=TRANSLATE,
+            **stage_params(
+                run=dict(translate=run_knobs(TRANSLATE, "generate.translate")),
+                translate=study(TRANSLATE, "generate.translate"),
                 cache_dir=f"{R}/data/eval/translate/cache",
                 ledger=TRANSLATE_LEDGER,
             ),
@@ -126,7 +127,7 @@ rule mcqa:
         runtime=240,
         entry=gpu_entry("eval"),
     params:
-        job=stage_job(
+        **stage_params(
             tasks=config["mcqa"]["tasks"],
             include_path=config["mcqa"]["include_path"],
             num_fewshot=config["mcqa"]["num_fewshot"],
@@ -160,7 +161,7 @@ rule generate:
         runtime=120,
         entry=gpu_entry("eval"),
     params:
-        job=stage_job(
+        **stage_params(
             max_model_len=config["generate"]["max_model_len"],
             max_tokens=config["generate"]["max_tokens"],
             temperature=config["generate"]["temperature"],

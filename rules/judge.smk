@@ -27,12 +27,12 @@ if VLLM_JUDGE:
             "../envs/vllm.yaml"
         threads: 1
         params:
-            medadapt=MEDADAPT,
-            job=stage_job(
+            **stage_params(
+                run=dict(port=SERVE["port"]),
                 served_name=config["judge"]["model"],
                 max_model_len=SERVE["max_model_len"],
-                port=SERVE["port"],
             ),
+            medadapt=MEDADAPT,
         shell:
             "exec {params.medadapt} stage judge_server --job {params.job:q} --log-file {log:q} > {log:q} 2>&1"
 
@@ -56,7 +56,7 @@ rule judge:
     resources:
         **JUDGE_HOLDS,
     params:
-        judge=config["judge"],
+        **split_settings(judge=("judge", config["judge"])),
         candidate_name=candidate_name,
         baseline_name=baseline_name,
         cache_dir=f"{R}/judge/cache",

@@ -22,13 +22,13 @@ if REFERENCE:
             "../envs/judge.yaml"
         threads: 1
         params:
-            medadapt=MEDADAPT,
-            job=stage_job(
+            **stage_params(
+                run=dict(port=reference_port),
                 served_names=reference_names,
-                port=reference_port,
                 position_bias=reference_setting("position_bias"),
                 noise=reference_setting("noise"),
                 seed=reference_setting("seed"),
             ),
+            medadapt=MEDADAPT,
         shell:
             "exec {params.medadapt} stage reference_server --job {params.job:q} --log-file {log:q} > {log:q} 2>&1"

@@ -53,21 +53,28 @@ rule train:
         **CLUSTER.by_wildcards("train"),
         runtime=2880,
         launch=train_launch,
+    # The study settings are recorded params (a change retrains); the run knobs (state saves,
+    # logging) and where the state lives reach the job's JSON only (medadapt.settings).
     params:
-        job=stage_job(
+        **stage_params(
             per_process=lambda wc, threads: CLUSTER.omp_threads(
                 wc.family, wc.size, threads
             ),
-            state_dir=train_state_dir,
-            ckpt=lambda wc: wc.ckpt,
-            train=config["train"],
-            seed=config["seed"],
-            per_device_batch_size=lambda wc: per_device_batch_size(
-                config, wc.family, wc.size
+            # The world size and the per-device batch only split the same global batches over
+            # the processes (medadapt.train.engine): a state resumes at another world size.
+            run=dict(
+                state_dir=train_state_dir,
+                train=run_knobs(config["train"], "train"),
+                per_device_batch_size=lambda wc: per_device_batch_size(
+                    config, wc.family, wc.size
+                ),
+                world_size=lambda wc: CLUSTER.train_processes(wc.family, wc.size),
+                peak_tflops=lambda wc: CLUSTER.platform(wc.family)["peak_tflops"],
             ),
-            world_size=lambda wc: CLUSTER.train_processes(wc.family, wc.size),
+            ckpt=lambda wc: wc.ckpt,
+            train=study(config["train"], "train"),
+            seed=config["seed"],
             device=lambda wc: CLUSTER.device(wc.family),
-            peak_tflops=lambda wc: CLUSTER.platform(wc.family).get("peak_tflops"),
             family=lambda wc: wc.family,
             size=lambda wc: wc.size,
         ),

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import copy
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from medadapt.config import ConfigError, Grid, config_reference, load, resolve, resolve_block
+from workflow_dir import make_workdir, run_snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
@@ -59,8 +58,7 @@ def test_snakemake_rejects_a_broken_config_before_any_job(tmp_path):
     cfg["corpus"]["sampel_size"] = 10
     bad = tmp_path / "demo.yaml"
     bad.write_text(yaml.safe_dump(cfg))
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(bad)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = run_snakemake(make_workdir(tmp_path / "work"), "-n", "--configfile", str(bad), timeout=120)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "train.learning_rate" in out and "sampel_size" in out

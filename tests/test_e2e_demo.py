@@ -12,15 +12,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 import yaml
 
+from workflow_dir import make_workdir, snakemake_command
+
 ROOT = Path(__file__).resolve().parents[1]
-SMK = [sys.executable, "-m", "snakemake"]
 DEMO = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
 SIZES = DEMO["families"]["tiny"]["adapt"]
 CKPTS = [f"c{i:02d}" for i in range(1, DEMO["train"]["checkpoints"]["count"] + 1)]
@@ -31,10 +31,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def snakemake(results: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [*SMK, "--configfile", "config/demo.yaml", "--profile", "profiles/local",
-           "--config", f"results={results}", *args]
+    # A working directory of its own beside the results: its .snakemake/ never meets the checkout's.
+    work = make_workdir(Path(results).parent / "work")
+    cmd = snakemake_command(work, "--configfile", "config/demo.yaml", "--profile", "profiles/local",
+                            "--config", f"results={results}", *args)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=2400)
+    proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=2400)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}")
     return proc

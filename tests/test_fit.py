@@ -1,9 +1,6 @@
 """fit_comparison: judgment parquets -> one joint Davidson fit per comparison, CSV contract; the
 source never plays itself (in the fit and in the workflow's DAG)."""
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -12,8 +9,8 @@ import pytest
 from medadapt.davidson import fit_davidson
 from medadapt.fit import FIT_COLUMNS, fit_comparison
 from medadapt.io import write_table
+from workflow_dir import run_snakemake, temporary_workdir
 
-ROOT = Path(__file__).resolve().parents[1]
 # candidate's result -> the judge's winner (A = shown first)
 WINNER = {"cand_first": {"win": "A", "tie": "0", "loss": "B"},
           "base_first": {"win": "B", "tie": "0", "loss": "A"}}
@@ -219,8 +216,10 @@ def test_bad_inputs_are_named(tmp_path):
 
 
 def dry_run(configfile: str) -> str:
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", configfile],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    """A dry run in a working directory of its own (tests/workflow_dir.py): never the checkout's
+    results/ or .snakemake/, which a `make demo` may have filled."""
+    with temporary_workdir() as work:
+        proc = run_snakemake(work, "-n", "--configfile", configfile, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout + proc.stderr  # the job listing is logged to stderr
 

@@ -6,21 +6,22 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from workflow_dir import make_workdir, run_snakemake
+
 ROOT = Path(__file__).resolve().parents[1]
-SMK = [sys.executable, "-m", "snakemake"]
 # Slurm's client commands: hidden from PATH to stand for a machine without Slurm
 SLURM_COMMANDS = {"sacct", "sacctmgr", "salloc", "sattach", "sbatch", "sbcast", "scancel", "scontrol", "scrontab",
                   "sdiag", "sinfo", "sprio", "squeue", "sreport", "srun", "sshare", "sstat", "strigger", "sview"}
 
 
 def _snakemake(*args, results, env=None):
-    proc = subprocess.run([*SMK, *args, "--config", f"results={results}"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600, env=env)
+    """In a working directory of its own beside `results` (tests/workflow_dir.py)."""
+    work = make_workdir(Path(results).parent / "work")
+    proc = run_snakemake(work, *args, "--config", f"results={results}", env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 

