@@ -83,7 +83,9 @@ rule corpus_annotate:
     params:
         **stage_params(
             run=dict(
-                annotator=lambda wc: run_knobs(annotator_config(wc), "corpus.annotator")
+                annotator=lambda wc: run_knobs(
+                    annotator_config(wc), "corpus.annotator"
+                )
             ),
             annotator=lambda wc: study(annotator_config(wc), "corpus.annotator"),
             chunk=lambda wc: int(wc.chunk),
