@@ -96,17 +96,18 @@ def test_lumi_profile_renders_gpu_rules_in_their_image(tmp_path):
                                                           out, flags=re.M)}
     # the prompts' translation (vLLM, corpus.platform: nvidia) comes along and enters its image too
     assert set(shells) == {"mcqa", "generate", "eval_translate"}, out[-3000:]
-    caches = f'export HF_HOME="{ROOT}/cache/huggingface"; export VLLM_CACHE_ROOT="{ROOT}/cache/vllm"; ' \
-             f'export TRITON_CACHE_DIR="{ROOT}/cache/triton"; '
+    work = results.parent / "work"  # the working directory (_snakemake): the caches' default place
+    caches = f'export HF_HOME="{work}/cache/huggingface"; export VLLM_CACHE_ROOT="{work}/cache/vllm"; ' \
+             f'export TRITON_CACHE_DIR="{work}/cache/triton"; '
     for rule in shells:
         # the attempt is in the command's environment, not in the params (a rerun trigger)
         assert caches in shells[rule] and "MEDADAPT_ATTEMPT=1 bash -c '" in shells[rule]
         assert '"attempt"' not in shells[rule]
-    assert f"medadapt-launch singularity exec --rocm --bind /pfs,/scratch,/projappl,/project,/flash,/appl,{ROOT}," \
-           f"{results} containers/medadapt-rocm.sif bash -c '$WITH_CONDA; exec \"$@\"' medadapt-container python " \
+    assert f"medadapt-launch singularity exec --rocm --bind /pfs,/scratch,/projappl,/project,/flash,/appl,{work}," \
+           f"{results},{ROOT} containers/medadapt-rocm.sif bash -c '$WITH_CONDA; exec \"$@\"' medadapt-container python " \
            f"{ROOT}/workflow/scripts/medadapt_entry.py stage mcqa " in shells["mcqa"]
     assert 'export MIOPEN_USER_DB_PATH="/tmp/$USER-miopen-cache-$SLURM_JOB_ID-$SLURM_NODEID"' in shells["mcqa"]
-    assert f"medadapt-launch apptainer exec --nv --bind {ROOT},{results} containers/medadapt-cuda.sif " \
+    assert f"medadapt-launch apptainer exec --nv --bind {work},{results},{ROOT} containers/medadapt-cuda.sif " \
            f"bash -c 'exec \"$@\"' medadapt-container python {ROOT}/workflow/scripts/medadapt_entry.py stage generate " \
         in shells["generate"]
     assert "medadapt-launch apptainer exec --nv " in shells["eval_translate"]
