@@ -1,8 +1,8 @@
 """`medadapt preflight [--configfile CONFIG] [--profile DIR]`: before the first submission, check
 every job of the grid against the cluster (`scontrol show partition/node`) and what the jobs need
 (account, images, container runtime, caches, API keys), the free disk space against the study's
-estimated footprint and the judge's estimated cost against `judge.max_cost`. Prints a table of the problems; exit 1 if
-there is any, 0 if none (see `medadapt.preflight`)."""
+estimated footprint and the judge's estimated cost against `judge.max_cost`. Prints the estimates
+and a table of the problems; exit 1 if there is any, 0 if none (see `medadapt.preflight`)."""
 from __future__ import annotations
 
 import argparse
