@@ -29,12 +29,13 @@ RUN_KNOBS: frozenset[str] = frozenset({
     "train.state", "train.logging_steps", "train.tensorboard", "train.sharding", "train.activation_checkpointing",
     "train.compile", "train.per_device_batch_size", "families.*.per_device_batch_size", "families.*.train_gpus",
     # LLM clients: concurrency, retries, timeouts, the Batch API transport and its polling, the
-    # prices of the cost estimate (recorded per request in the ledgers, never in a result), ports
+    # prices of the cost estimate (recorded per request in the ledgers, never in a result) and preflight's
+    # limit on it, ports
     "corpus.annotator.max_concurrency", "corpus.annotator.max_retries", "corpus.annotator.timeout_s",
     "corpus.annotator.serve.port",
     "generate.translate.max_concurrency", "generate.translate.max_retries", "generate.translate.timeout_s",
     "judge.max_concurrency", "judge.max_retries", "judge.timeout_s", "judge.batch", "judge.batch_poll_s",
-    "judge.batch_price_factor", "judge.prices_per_mtok", "judge.serve.port",
+    "judge.batch_price_factor", "judge.prices_per_mtok", "judge.max_cost", "judge.serve.port",
 })
 
 

@@ -1,7 +1,8 @@
 """`medadapt preflight [--configfile CONFIG] [--profile DIR]`: before the first submission, check
 every job of the grid against the cluster (`scontrol show partition/node`) and what the jobs need
-(account, images, container runtime, caches, API keys). Prints a table of the problems; exit 1 if
-there is any, 0 if none (see `medadapt.preflight`)."""
+(account, images, container runtime, caches, API keys), the free disk space against the study's
+estimated footprint and the judge's estimated cost against `judge.max_cost`. Prints the estimates
+and a table of the problems; exit 1 if there is any, 0 if none (see `medadapt.preflight`)."""
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    jobs, problems = preflight(load(args.configfile), load_profile(args.profile))
+    jobs, problems, report = preflight(load(args.configfile), load_profile(args.profile))
     print(f"{len(jobs)} job shapes checked")
+    print("\n".join(report))
     if problems:
         print(format_table(problems))
         return 1
