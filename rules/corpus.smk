@@ -35,9 +35,8 @@ rule corpus_labelling_round:
         n=config["corpus"]["validation_size"],
         seed=config["seed"],
         validation_file=config["corpus"]["validation"],
-        out_dir=lambda wc, output: str(Path(output.out).parent),
     message:
-        "No human labels yet ({params.validation_file}): drawing the documents to label into {params.out_dir}"
+        "No human labels yet ({params.validation_file}): drawing the documents to label beside {output.out}"
     script:
         ENTRY
 

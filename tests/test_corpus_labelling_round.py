@@ -30,7 +30,7 @@ def truth() -> dict[str, int]:
 def test_round_draws_exports_and_stops_with_the_next_steps(tmp_path):
     labels = tmp_path / "labels.jsonl"
     with pytest.raises(LabelsNeeded) as stop:
-        labelling_round(SHARDS, 12, 3, str(labels), str(tmp_path / "round"))
+        labelling_round(SHARDS, 12, 3, str(labels), str(tmp_path / "round" / "gate"))
     message = str(stop.value)
     assert str(labels) in message and "medadapt labelstudio import" in message and "Rerun" in message
     out = tmp_path / "round"
@@ -44,10 +44,10 @@ def test_round_draws_exports_and_stops_with_the_next_steps(tmp_path):
     assert (out / "NEXT_STEPS.txt").read_text().strip() == message
     # Seeded: a rerun before the labels exist draws the same documents; another seed others.
     with pytest.raises(LabelsNeeded):
-        labelling_round(SHARDS, 12, 3, str(labels), str(tmp_path / "again"))
+        labelling_round(SHARDS, 12, 3, str(labels), str(tmp_path / "again" / "gate"))
     assert json.loads((tmp_path / "again" / "tasks.json").read_text()) == tasks
     with pytest.raises(LabelsNeeded):
-        labelling_round(SHARDS, 12, 4, str(labels), str(tmp_path / "other"))
+        labelling_round(SHARDS, 12, 4, str(labels), str(tmp_path / "other" / "gate"))
     other = [t["data"]["doc_id"] for t in json.loads((tmp_path / "other" / "tasks.json").read_text())]
     assert other != ids
 
@@ -55,13 +55,13 @@ def test_round_draws_exports_and_stops_with_the_next_steps(tmp_path):
 def test_round_is_a_no_op_once_the_labels_exist(tmp_path):
     labels = tmp_path / "labels.jsonl"
     labels.write_text('{"id": "world-00001", "label": 1}\n')
-    assert labelling_round(SHARDS, 12, 3, str(labels), str(tmp_path / "round"))["documents"] == 0
+    assert labelling_round(SHARDS, 12, 3, str(labels), str(tmp_path / "round" / "gate"))["documents"] == 0
     assert not (tmp_path / "round").exists()
 
 
 def test_round_asks_for_no_more_than_the_corpus_holds(tmp_path):
     with pytest.raises(ValueError, match="corpus.validation_size: 99999"):
-        labelling_round(SHARDS[:1], 99999, 3, str(tmp_path / "l.jsonl"), str(tmp_path / "round"))
+        labelling_round(SHARDS[:1], 99999, 3, str(tmp_path / "l.jsonl"), str(tmp_path / "round" / "gate"))
 
 
 def label_studio_export(tasks: list[dict], annotators: dict[int, dict[str, int]]) -> list[dict]:

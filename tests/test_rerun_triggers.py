@@ -281,7 +281,12 @@ def test_the_training_block_splits_into_study_settings_and_run_knobs():
     settings, knobs = study(train, "train"), run_knobs(train, "train")
     assert "learning_rate" in settings and "checkpoints" in settings and "seq_len" in settings
     assert "state" not in settings and "logging_steps" not in settings
-    assert knobs == {"logging_steps": 5, "state": {"save_every_minutes": 3, "keep": 2}}
+    # the demo's block also sets the per-device batch and activation checkpointing: how the global
+    # batch is split and how memory is spent, run knobs too
+    assert knobs == {"logging_steps": 5, "state": {"save_every_minutes": 3, "keep": 2},
+                     "per_device_batch_size": DEMO["train"]["per_device_batch_size"],
+                     "activation_checkpointing": DEMO["train"]["activation_checkpointing"]}
+    assert settings["effective_batch_size"] == DEMO["train"]["effective_batch_size"]
     merged = with_run_knobs({"train": settings, "run_knobs": {"train": knobs}})
     assert merged == {"train": train}
 

@@ -164,16 +164,15 @@ class LabelsNeeded(RuntimeError):
 ROUND_SEED_OFFSET = 7919
 
 
-def labelling_round(shards: list[str], n: int, seed: int, validation_file: str, out_dir: str,
-                    out: str | None = None) -> dict:
+def labelling_round(shards: list[str], n: int, seed: int, validation_file: str, out: str) -> dict:
     """Stage `corpus_labelling_round`, the first labelling round from nothing: draws `n` documents
     of the raw corpus (stratified over the shards like the annotation sample, seeded), writes them
-    into `out_dir` as a Label Studio project (tasks.json + label_config.xml), as plain JSONL for
+    into the directory of `out` as a Label Studio project (tasks.json + label_config.xml), as plain JSONL for
     annotators without Label Studio (documents.jsonl: id, text, label left empty) and a NEXT_STEPS.txt,
     then stops the corpus chain with `LabelsNeeded`, whose message says what to do next.
 
-    `out` (the rule's output) is never written: the job fails, so the sample waits. `out_dir` is not
-    a declared output of the rule: Snakemake deletes the outputs of a failed job,
+    `out` (the rule's output) is never written: the job fails, so the sample waits. Its directory is
+    not a declared output of the rule: Snakemake deletes the outputs of a failed job,
     and these files are what the annotators need. A rerun before the labels exist draws the same
     documents and rewrites the same files; once `validation_file` exists this job is not planned.
     """
@@ -181,7 +180,7 @@ def labelling_round(shards: list[str], n: int, seed: int, validation_file: str, 
 
     if Path(validation_file).is_file():  # a stale plan: nothing to stop
         return {"validation_file": validation_file, "documents": 0}
-    folder = Path(out_dir)
+    folder = Path(out).parent
     folder.mkdir(parents=True, exist_ok=True)
     drawn = folder / "documents.parquet"
     summary = stratified_sample(shards, n, seed + ROUND_SEED_OFFSET, None, str(drawn))
