@@ -520,11 +520,7 @@ def baseline_name(wc):
 
 
 def fit_ckpts(baseline):
-    """The checkpoints judged and fitted against a baseline. The source model never plays itself:
-    against the source only the merged checkpoints play (its own point, 0.5 by definition, is
-    written unfitted); against the next larger model the source plays too (the 0-token point).
-    """
-    return CKPTS if baseline == "source" else ["base"] + CKPTS
+    return GRID.judged_ckpts(baseline)
 
 
 def fit_ckpt_names(wc):

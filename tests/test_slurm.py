@@ -129,6 +129,38 @@ def slurm(tmp_path_factory):
             cluster.stop()
 
 
+def preflight(slurm: SlurmCluster, work: Path, config: dict, **env) -> subprocess.CompletedProcess:
+    """`medadapt preflight` on the login node of this Slurm (its scontrol), with the test's profile."""
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (work / "profile").mkdir(exist_ok=True)
+    (work / "profile" / "config.yaml").write_text(yaml.safe_dump(slurm_profile()))
+    return subprocess.run([sys.executable, "-m", "medadapt", "preflight", "--configfile", str(work / "config.yaml"),
+                           "--profile", str(work / "profile")], cwd=work, env={**slurm.env, **env},
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_preflight_reads_this_slurm_and_names_what_would_fail(slurm, tmp_path):
+    """Clean on the config the module's run submits (its jobs fit these nodes); with a training job
+    no node can hold, a hub dataset not in the cache and a judge key not set, each is named and the
+    exit is non-zero, before any job is submitted."""
+    fits = preflight(slurm, tmp_path / "fits", slurm_config(tmp_path / "fits", slurm.ifname))
+    assert fits.returncode == 0, fits.stdout + fits.stderr
+    assert "no problems found" in fits.stdout
+    config = slurm_config(tmp_path / "bad", slurm.ifname)
+    config["platforms"]["nvidia"]["cpus_per_gpu"] = 40  # 2 GPUs x 40 = 80 CPUs; a node has 64
+    config["mcqa"]["hub_datasets"] = [{"path": "LumiOpen/opengpt-x_mmlux", "name": "anatomy_DE"}]
+    del config["judge"]["serve"]
+    config["judge"] |= {"base_url": "http://127.0.0.1:9/v1", "api_key_env": "MEDADAPT_TEST_UNSET_KEY"}
+    bad = preflight(slurm, tmp_path / "bad", config)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    rows = [line for line in bad.stdout.splitlines() if line.strip()]
+    assert any(r.startswith("train tinyn/s") and "80 CPUs" in r and "nvidia" in r for r in rows), bad.stdout
+    assert any(r.startswith("mcqa") and "huggingface/datasets is empty" in r for r in rows), bad.stdout
+    assert any("$MEDADAPT_TEST_UNSET_KEY is not set" in r for r in rows), bad.stdout
+    assert not any(r.startswith("train tinya/s") for r in rows)  # what fits is not reported
+
+
 def test_two_nodes_each_in_a_namespace_of_its_own(slurm):
     """The cluster the launch is tested on: `srun -N2 --ntasks-per-node=1` runs on both nodes, each a
     host name and address of its own, and a job step there reaches the controller (scontrol: what the

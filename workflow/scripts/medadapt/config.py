@@ -232,6 +232,12 @@ class Grid:
         """(family, size, baseline) for every adapted size and both baselines."""
         return [(f, s, b) for f in self.families() for s in self.adapted(f) for b in ("source", "next")]
 
+    def judged_ckpts(self, baseline: str) -> list[str]:
+        """The checkpoints judged and fitted against a baseline. The source model never plays itself:
+        against the source only the merged checkpoints play (its own point, 0.5 by definition, is
+        written unfitted); against the next larger model the source plays too (the 0-token point)."""
+        return self.ckpts() if baseline == "source" else ["base", *self.ckpts()]
+
     def platform(self, family: str) -> dict:
         return self.config["platforms"][self.config["families"][family]["platform"]]
 

@@ -384,11 +384,9 @@ JUDGE_PROMPT_TOKENS = 400
 
 
 def judged_comparisons(config: dict) -> int:
-    """Checkpoint-vs-baseline comparisons the workflow judges (rules/common.smk, fit_ckpts): against
-    the source, every merged checkpoint; against the next-larger model, those and the source too."""
+    """Checkpoint-vs-baseline comparisons the workflow judges (`Grid.judged_ckpts`, as the rules)."""
     grid = Grid(config)
-    count = config["train"]["checkpoints"]["count"]
-    return sum(count + (baseline == "next") for _, _, baseline in grid.comparisons())
+    return sum(len(grid.judged_ckpts(baseline)) for _, _, baseline in grid.comparisons())
 
 
 def prompt_count(config: dict, workdir: str) -> int | None:
