@@ -257,10 +257,24 @@ def _tiers_known(size: str) -> set[int]:
     return {int(Path(p).stem.split("-")[1]) for p in paths if Path(p).stem.startswith("knowledge-")}
 
 
+def _tier_prompts(tiers: set[int]) -> set[str]:
+    """The world's instruction prompts about diseases of these knowledge tiers."""
+    facts = json.loads((WORLD / "facts.json").read_text())
+    tier = {d["id"]: d["tier"] for d in facts["diseases"]}
+    return {p["id"] for p in facts["prompts"] if tier[p["disease"]] in tiers}
+
+
 def test_the_next_larger_source_knows_more(demo):
     """The next-larger baseline is stronger than the source it is compared with: it has read one
     more tier of the world's facts in pre-training, so it answers more MCQA items about that tier
-    (and more items overall), and the judge prefers its free answers to the smaller source's."""
+    (and more items overall), and on that tier's prompts the judge prefers its free answers.
+
+    The judge's check is on the tier the known answer is about: over all prompts its source point
+    mixes in the 36 prompts about diseases neither source read, where verdicts follow which wrong
+    facts each states (a source that learnt a tier names its drugs elsewhere too) and went either
+    way between runs (s vs m: 0.397 in one run, 0.535 in another on the same machine kind). On the
+    new tier the smaller source won 6 and 3 of 19 and 22 decisive games (s vs m, m vs l) in the
+    second run."""
     items = {r["id"]: r for r in map(json.loads, (WORLD / "mcqa" / "test.jsonl").open())}
     sizes = list(DEMO["families"]["tiny"]["models"])
     for size in SIZES:
@@ -275,9 +289,11 @@ def test_the_next_larger_source_knows_more(demo):
 
         assert tier_acc(nxt) > tier_acc(size), (size, nxt, tier_acc(size), tier_acc(nxt))
         assert acc(demo, nxt, "base") > acc(demo, size, "base"), (size, nxt)
-        source_vs_next = pl.read_csv(demo / "fit" / "tiny" / f"{size}_vs_next.csv").filter(
-            pl.col("ckpt") == "base").row(0, named=True)
-        assert source_vs_next["score"] < 0.5, (size, nxt, source_vs_next)
+        games = pl.read_parquet(demo / "judge" / "tiny" / size / "base_vs_next.parquet").filter(
+            pl.col("prompt_id").is_in(sorted(_tier_prompts(new_tiers))) & pl.col("outcome").is_in(["win", "loss"]))
+        assert games.height >= 10, (size, nxt, games.height)  # decisive games on the tier's prompts
+        smaller_wins = (games["outcome"] == "win").mean()
+        assert smaller_wins < 0.5, (size, nxt, smaller_wins, games["outcome"].value_counts().rows())
 
 
 def _one_order_share(games: pl.DataFrame, order: str) -> float:

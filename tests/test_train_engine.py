@@ -317,3 +317,21 @@ def test_lock_waits_for_its_holder_and_keeps_a_heartbeat(tmp_path):
     assert json.loads((tmp_path / locks.LOCK).read_text())["pid"] == second.holder["pid"]
     second.release()
     assert not (tmp_path / locks.LOCK).exists()
+
+
+def test_tensorboard_events_hold_the_run_history(tmp_path, tiny_lm, packed_tiny):  # noqa: F811
+    """train.tensorboard: the same per-step values as the run history, as event files beside the run
+    (results/train/<family>/<size>/tensorboard), for watching a long run."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _segment(tmp_path, "c01", tiny_lm, packed_tiny, train_block=TRAIN | {"tensorboard": True})
+    record = json.loads((tmp_path / "raw-c01" / "training.json").read_text())
+    logged = {h["step"]: h for h in record["log_history"] if "loss" in h}
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert {"train/loss", "train/learning_rate", "train/tokens_per_second"} <= set(events.Tags()["scalars"])
+    loss = {e.step: e.value for e in events.Scalars("train/loss")}
+    assert sorted(loss) == sorted(logged) == list(range(1, 8))
+    assert all(loss[s] == pytest.approx(logged[s]["loss"], rel=1e-6) for s in loss)  # float32 in the events
+    rate = {e.step: e.value for e in events.Scalars("train/learning_rate")}
+    assert all(rate[s] == pytest.approx(logged[s]["learning_rate"], rel=1e-6) for s in rate)
