@@ -8,11 +8,12 @@ cd "$(dirname "$0")/.."
 PY=${1:-.venv/bin/python}
 report=$(mktemp --suffix=.json)
 trap 'rm -f "$report"' EXIT
-# PyPI alone, as the image build sees it: no pip configuration of this machine (local wheel
-# directories, extra indexes or constraints would change what resolves; a CPU torch wheel would win).
+# PyPI alone (pip's default index), as the image build sees it: no pip configuration of this
+# machine (local wheel directories, extra indexes or constraints would change what resolves; a CPU
+# torch wheel would win).
 env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null \
     "$PY" -m pip --disable-pip-version-check install --dry-run --ignore-installed --quiet \
-    --index-url https://pypi.org/simple --report "$report" -r requirements-gpu.txt
+    --report "$report" -r requirements-gpu.txt
 "$PY" - "$report" requirements/gpu-resolution.txt <<'PY'
 import json, platform, re, sys
 report = json.load(open(sys.argv[1]))
