@@ -66,3 +66,11 @@ def non_embedding_params(model_or_config) -> int:
 
 def train_flops(n_params: int, tokens: int | float) -> float:
     return 6.0 * float(n_params) * float(tokens)
+
+
+def mfu(n_params: int, tokens_per_second_per_device: float, peak_tflops: float | None) -> float | None:
+    """Model FLOPs utilisation: the training FLOP/s of one device (6·N per token) over its peak;
+    None where no peak is known (CPUs)."""
+    if not peak_tflops:
+        return None
+    return train_flops(n_params, tokens_per_second_per_device) / (peak_tflops * 1e12)

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from medadapt.io import atomic_path
 from medadapt.train import state as states
+from medadapt.train.compute import mfu
 
 DCP_DIR = "dcp"
 TRAINER_STATE = "trainer_state.json"
@@ -554,9 +555,8 @@ class Trainer:
         tokens = self.effective * self.seq_len / seconds
         metrics = {"loss": loss, "grad_norm": float(norm), "learning_rate": lr, "seconds": seconds,
                    "tokens_per_second": tokens}
-        per_device = tokens / self.dist.world
         if self.cfg.metrics.peak_tflops:
-            metrics["mfu"] = 6.0 * self.n_params * per_device / (self.cfg.metrics.peak_tflops * 1e12)
+            metrics["mfu"] = mfu(self.n_params, tokens / self.dist.world, self.cfg.metrics.peak_tflops)
         return metrics
 
     def log(self, step: int) -> None:
@@ -572,8 +572,7 @@ class Trainer:
                  "tokens_per_second": n * self.effective * self.seq_len / seconds,
                  "tokens_per_second_per_device": n * self.effective * self.seq_len / seconds / self.dist.world}
         if self.cfg.metrics.peak_tflops:
-            entry["mfu"] = 6.0 * self.n_params * entry["tokens_per_second_per_device"] / \
-                (self.cfg.metrics.peak_tflops * 1e12)
+            entry["mfu"] = mfu(self.n_params, entry["tokens_per_second_per_device"], self.cfg.metrics.peak_tflops)
         self.log_history.append(entry)
         self._window = []
         if self.dist.main:

@@ -27,7 +27,7 @@ from medadapt.runtime import software_versions
 from medadapt.settings import study
 from medadapt.train import engine
 from medadapt.train import state as states
-from medadapt.train.compute import non_embedding_params
+from medadapt.train.compute import mfu, non_embedding_params
 from medadapt.train.lock import StateLock
 from medadapt.train.pack import read_stats
 from medadapt.train.plan import Plan, make_plan, window_mean_loss
@@ -135,8 +135,8 @@ def _throughput(log: list[dict], first: int, plan: Plan, world_size: int, peak_t
     if not seconds:  # nothing trained here (the state was already at the checkpoint)
         return {"tokens_per_second": None, "tokens_per_second_per_device": None, "mfu": None}
     tps = (ends[-1] - first) * plan.effective_batch_size * plan.seq_len / seconds
-    mfu = 6.0 * n_params * tps / world_size / (peak_tflops * 1e12) if peak_tflops else None
-    return {"tokens_per_second": tps, "tokens_per_second_per_device": tps / world_size, "mfu": mfu}
+    return {"tokens_per_second": tps, "tokens_per_second_per_device": tps / world_size,
+            "mfu": mfu(n_params, tps / world_size, peak_tflops)}
 
 
 def train(model: str, packed: str, previous: str | None, out_dir: str, state_dir: str, ckpt: str, train: dict,
